@@ -1,0 +1,1 @@
+"""Accounts: users, roles, passwords, verification, recovery, sessions and signing keys."""

@@ -1,0 +1,11 @@
+"""Celery app of the auth service: outbox relay, mail, key rotation and clean-up."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "auth_service.settings.dev")
+
+app = Celery("auth_service")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["auth_service"], related_name="tasks", force=True)

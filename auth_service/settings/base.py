@@ -1,0 +1,111 @@
+"""Auth service settings read from the environment."""
+
+from datetime import timedelta
+
+from celery.schedules import crontab
+
+from common.conf.env import REPO_ROOT, env, env_bool, env_int
+from common.conf.settings import celery_settings, common_settings, drf_settings, token_settings
+
+globals().update(common_settings("auth", debug_default=False))
+globals().update(token_settings())
+globals().update(celery_settings(redis_url=globals()["REDIS_URL"]))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "common.messaging",
+    "common.outbox",
+    "auth_service.accounts",
+]
+
+MIDDLEWARE = [
+    "common.api.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "auth_service.urls"
+WSGI_APPLICATION = "auth_service.wsgi.application"
+NATS_HANDLERS_MODULE = "auth_service.handlers"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+REST_FRAMEWORK = drf_settings()
+
+# Admin sessions live in Redis with the rest of the auth service's ephemeral state.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
+CSRF_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
+
+# argon2id at OWASP's minimum (m=19 MiB, t=2, p=1); PBKDF2 kept only to verify legacy hashes.
+PASSWORD_HASHERS = [
+    "auth_service.accounts.hashers.Argon2idHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+# Concurrent argon2 hashes per process: bounds memory (19 MiB each) and keeps latency predictable.
+PASSWORD_HASH_CONCURRENCY = env_int("PASSWORD_HASH_CONCURRENCY", 2)
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "auth_service.accounts.policies.OriginalPasswordRuleValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "auth_service.accounts.policies.MaximumLengthValidator"},
+]
+
+# Refresh tokens: HS256 with their own secret (not SECRET_KEY, so it can be rotated on its own).
+REFRESH_TOKEN_SECRET = env("REFRESH_TOKEN_SECRET", "dev-insecure-refresh-secret-change-me-0123456789")
+REFRESH_REUSE_GRACE_SECONDS = env_int("REFRESH_REUSE_GRACE_SECONDS", 10)
+VERIFICATION_CODE_TTL_SECONDS = env_int("VERIFICATION_CODE_TTL_SECONDS", 600)
+VERIFICATION_CODE_MAX_ATTEMPTS = env_int("VERIFICATION_CODE_MAX_ATTEMPTS", 5)
+RECOVERY_TOKEN_TTL_SECONDS = env_int("RECOVERY_TOKEN_TTL_SECONDS", 3600)
+
+# Signing keys: rotated on a schedule; a retired key stays published longer than an access token lives.
+SIGNING_KEY_ROTATION_DAYS = env_int("SIGNING_KEY_ROTATION_DAYS", 30)
+SIGNING_KEY_PEM_PRIVATE = env("SIGNING_KEY_PEM_PRIVATE")  # path to certs/private.pem, optional
+SIGNING_KEY_PEM_PUBLIC = env("SIGNING_KEY_PEM_PUBLIC")  # path to certs/public.pem, optional
+
+# Mail: console + .eml files in development; SMTP by environment in production.
+EMAIL_BACKEND = env("EMAIL_BACKEND", "auth_service.accounts.mail.DevMailBackend")
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", str(REPO_ROOT / "var" / "mail"))
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Authmesh <no-reply@authmesh.local>")
+
+# Seeded accounts' password (SPEC §5).
+SEED_PASSWORD = env("SEED_PASSWORD", "Password123!")
+
+# Outbox relay: a nudge after every commit, plus beat as the safety net.
+OUTBOX_KICK = "auth_service.tasks.kick_relay"
+OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 500)
+
+CELERY_BEAT_SCHEDULE = {
+    "relay-outbox": {"task": "auth_service.tasks.relay_outbox", "schedule": timedelta(seconds=env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 2))},
+    "rotate-signing-keys": {"task": "auth_service.tasks.rotate_signing_keys", "schedule": crontab(minute=0, hour=3)},
+    "purge-expired": {"task": "auth_service.tasks.purge_expired", "schedule": crontab(minute=15)},
+}

@@ -1,0 +1,10 @@
+"""Production: secrets must come from the environment; JSON logs; SMTP mail."""
+
+from common.conf.env import env, env_required
+
+from auth_service.settings.base import *  # noqa: E402,F403
+
+SECRET_KEY = env_required("SECRET_KEY")
+REFRESH_TOKEN_SECRET = env_required("REFRESH_TOKEN_SECRET")
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,0 +1,15 @@
+"""Auth service HTTP: JWKS, health and the Django admin only; everything else is served over NATS."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from auth_service.accounts.views import jwks_view
+
+urlpatterns = [
+    path("", include("common.api.urls")),
+    path(".well-known/jwks.json", jwks_view, name="jwks"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "common.api.exceptions.not_found_view"
+handler500 = "common.api.exceptions.server_error_view"

@@ -1,0 +1,1 @@
+"""Code shared by the gateway, the auth service and main_api; imports none of them."""

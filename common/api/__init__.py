@@ -1,0 +1,1 @@
+"""DRF and Django glue shared by the HTTP services: error envelope, request logging, health, pagination."""

@@ -1,0 +1,42 @@
+"""Request id and access log: one line per HTTP request, with the id that then travels over NATS."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from common.conf.context import accept_request_id, request_id_var, user_id_var
+from common.contracts.envelope import REQUEST_ID_HEADER
+
+log = logging.getLogger("common.http")
+
+
+class RequestContextMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+        rid_token = request_id_var.set(request_id)
+        uid_token = user_id_var.set(None)
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request_id
+            log.info(
+                "http request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "user_id": user_id_var.get(),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(rid_token)
+            user_id_var.reset(uid_token)

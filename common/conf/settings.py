@@ -1,0 +1,102 @@
+"""Settings builders shared by the three projects; each project's settings/base.py starts from these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.conf.env import (
+    REPO_ROOT,
+    database_settings,
+    env,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    service_database_url,
+)
+from common.conf.logging import logging_config
+
+
+def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
+    """Settings every service shares: env-driven database, Redis cache, NATS, logging, DRF error envelope."""
+    debug = env_bool("DJANGO_DEBUG", debug_default)
+    redis_url = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+    return {
+        "SERVICE_NAME": service,
+        "BASE_DIR": REPO_ROOT,
+        "DEBUG": debug,
+        "SECRET_KEY": env("SECRET_KEY", "dev-insecure-secret-key-change-me-0123456789abcdef"),
+        "ALLOWED_HOSTS": env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"]),
+        "DATABASES": {"default": database_settings(service_database_url(service), conn_max_age=env_int("DB_CONN_MAX_AGE", 600))},
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "USE_TZ": True,
+        "TIME_ZONE": "UTC",
+        "LANGUAGE_CODE": "en-us",
+        "USE_I18N": False,
+        "STATIC_URL": "/static/",
+        "STATIC_ROOT": str(REPO_ROOT / "var" / "static" / service),
+        "REDIS_URL": redis_url,
+        "CACHES": {
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": redis_url,
+                "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+                "KEY_PREFIX": service,
+            }
+        },
+        "NATS_URL": env("NATS_URL", "nats://127.0.0.1:4222"),
+        "NATS_REQUEST_TIMEOUT": env_float("NATS_REQUEST_TIMEOUT", 5.0),
+        "NATS_BRIDGE_WORKERS": env_int("NATS_BRIDGE_WORKERS", 8),
+        "LOGGING": logging_config(
+            service=service,
+            json=env_bool("LOG_JSON", not debug),
+            level=env("LOG_LEVEL", "INFO") or "INFO",
+        ),
+        "SECURE_CONTENT_TYPE_NOSNIFF": True,
+        "X_FRAME_OPTIONS": "DENY",
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("MAX_BODY_BYTES", 1024 * 1024),
+    }
+
+
+def drf_settings(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "EXCEPTION_HANDLER": "common.api.exceptions.exception_handler",
+        "DEFAULT_AUTHENTICATION_CLASSES": [],
+        "DEFAULT_PERMISSION_CLASSES": [],
+        "UNAUTHENTICATED_USER": None,
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+        "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    }
+    base.update(overrides)
+    return base
+
+
+def celery_settings(*, redis_url: str) -> dict[str, Any]:
+    broker = env("CELERY_BROKER_URL") or _redis_db(redis_url, 1)
+    return {
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": None,
+        "CELERY_TASK_IGNORE_RESULT": True,
+        "CELERY_TASK_ACKS_LATE": True,
+        "CELERY_TASK_REJECT_ON_WORKER_LOST": True,
+        "CELERY_WORKER_PREFETCH_MULTIPLIER": 1,
+        "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
+        "CELERY_TASK_ALWAYS_EAGER": env_bool("CELERY_TASK_ALWAYS_EAGER", False),
+    }
+
+
+def _redis_db(url: str, db: int) -> str:
+    head, _, tail = url.rpartition("/")
+    if tail.isdigit() and head.count("/") >= 2:
+        return f"{head}/{db}"
+    return f"{url.rstrip('/')}/{db}"
+
+
+def token_settings() -> dict[str, Any]:
+    """Token parameters both the issuer (auth service) and the verifier (gateway) must agree on."""
+    return {
+        "JWT_ISSUER": env("JWT_ISSUER", "authmesh-auth"),
+        "JWT_AUDIENCE": env("JWT_AUDIENCE", "authmesh-api"),
+        "ACCESS_TOKEN_TTL_SECONDS": env_int("ACCESS_TOKEN_TTL_SECONDS", 15 * 60),
+        "REFRESH_TOKEN_TTL_SECONDS": env_int("REFRESH_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
+    }

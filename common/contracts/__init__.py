@@ -1,0 +1,1 @@
+"""Plain, stdlib-only contracts between the services: envelope, subjects, errors, events."""

@@ -1,0 +1,55 @@
+"""NATS subject names. Request/reply subjects keep the original's names where it had them."""
+
+from __future__ import annotations
+
+# Queue groups: one per service, so every instance of a service shares the load.
+QUEUE_AUTH = "auth"
+QUEUE_MAIN = "main"
+QUEUE_GATEWAY = "gateway"
+
+# auth service: identity flows (request/reply).
+AUTH_SIGNUP = "auth.signup.user"
+AUTH_VERIFY_ACCOUNT = "auth.verify.account"
+AUTH_RESEND_VERIFICATION = "auth.resend.verification"
+AUTH_LOGIN = "auth.login.user"
+AUTH_REVALIDATE = "auth.revalidate.credentials"
+AUTH_LOGOUT = "auth.logout.user"
+AUTH_SESSIONS_LIST = "auth.sessions.list"
+AUTH_SESSIONS_END = "auth.sessions.end"
+AUTH_RECOVER = "auth.recover.credentials"
+AUTH_RESET_PASSWORD = "auth.reset.password"
+AUTH_DENY_ACCESS = "auth.deny.access"
+AUTH_JWKS = "auth.jwks.get"
+
+# auth service: user management writes (the single writer of identity).
+AUTH_USER_CREATE = "auth.user.create"
+AUTH_USER_UPDATE = "auth.user.update"
+AUTH_USER_DEACTIVATE = "auth.user.deactivate"
+AUTH_USER_DELETE = "auth.user.delete"
+
+# main_api: the users read model.
+USER_FIND_ALL = "user.find.all"
+USER_FIND_ONE = "user.find.one"
+
+# Seeding over HTTP (development only).
+AUTH_SEED = "auth.seed"
+MAIN_SEED = "main.seed"
+
+
+def health(service: str) -> str:
+    """Each bridge answers this subject so the gateway's readiness can see it."""
+    return f"health.{service}"
+
+
+def log_level_set(service: str) -> str:
+    """Broadcast (no queue group): every running instance of the service applies it."""
+    return f"ops.log-level.set.{service}"
+
+
+def log_level_get(service: str) -> str:
+    return f"ops.log-level.get.{service}"
+
+
+# JetStream: identity events.
+STREAM_USERS = "USERS"
+USER_EVENTS = "auth.user.>"

@@ -1,0 +1,1 @@
+"""Inbox: idempotent consumption (one row per processed message) and a dead-letter table."""

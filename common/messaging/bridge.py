@@ -1,0 +1,202 @@
+"""The bridge: serves a project's NATS handlers in its queue group, and stops gracefully.
+
+Handlers are plain synchronous functions (they use the ORM), run on a bounded thread pool; each message is
+its own task so one slow request never holds up the subject. On SIGTERM the bridge unsubscribes first (no
+new work arrives, other instances of the queue group take it), waits for in-flight requests to answer, stops
+background consumers, then drains the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsConnection
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from common.conf.context import accept_request_id, request_id_var, user_id_var
+from common.conf.logging import current_log_level, set_service_log_level
+from common.contracts import subjects
+from common.contracts.envelope import REQUEST_ID_HEADER, Agent, Request, error_reply, ok_reply
+from common.contracts.errors import BadRequest, InternalError, ServiceError
+from common.messaging.codec import dumps, loads
+
+log = logging.getLogger("common.bridge")
+
+Handler = Callable[[Request], Any]
+BackgroundTask = Callable[[NatsConnection, asyncio.Event, Executor], Awaitable[None]]
+
+
+def dispatch(handler: Handler, subject: str, raw: bytes, headers: Mapping[str, str] | None) -> bytes:
+    """Decode one request, run its handler, and encode the reply envelope. Runs on a worker thread."""
+    from django.db import close_old_connections
+
+    started = time.perf_counter()
+    rid_token = request_id_var.set(accept_request_id((headers or {}).get(REQUEST_ID_HEADER)))
+    uid_token = user_id_var.set(None)
+    status = 200
+    close_old_connections()
+    try:
+        try:
+            body = loads(raw) if raw else {}
+        except ValueError:
+            raise BadRequest("Malformed request envelope") from None
+        if not isinstance(body, dict):
+            raise BadRequest("Malformed request envelope")
+        agent = Agent.from_dict(body.get("agent"))
+        if agent is not None:
+            user_id_var.set(agent.id)
+        request = Request(
+            subject=subject,
+            data=body.get("data"),
+            agent=agent,
+            client=body.get("client") or {},
+            request_id=request_id_var.get(),
+        )
+        reply = ok_reply(handler(request))
+    except ServiceError as err:
+        status = err.status
+        reply = error_reply(err)
+    except Exception:
+        status = 500
+        log.exception("handler failed", extra={"subject": subject})
+        reply = error_reply(InternalError())
+    finally:
+        close_old_connections()
+    log.info(
+        "nats request",
+        extra={"subject": subject, "status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+    )
+    request_id_var.reset(rid_token)
+    user_id_var.reset(uid_token)
+    try:
+        return dumps(reply)
+    except TypeError:
+        log.exception("reply not serialisable", extra={"subject": subject})
+        return dumps(error_reply(InternalError()))
+
+
+class Bridge:
+    """Serves `handlers` (subject → function) in queue group `queue`, plus optional background tasks."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        nats_url: str,
+        handlers: Mapping[str, Handler],
+        queue: str,
+        workers: int = 8,
+        background: Sequence[BackgroundTask] = (),
+        grace_seconds: float = 20.0,
+    ) -> None:
+        self.service = service
+        self.nats_url = nats_url
+        self.handlers = dict(handlers)
+        self.queue = queue
+        self.workers = workers
+        self.background = list(background)
+        self.grace_seconds = grace_seconds
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{service}-handler")
+        self.stop_event = asyncio.Event()
+        self.ready_event = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._subs: list[Subscription] = []
+        self._slots = asyncio.Semaphore(workers * 4)
+
+    def _builtin_handlers(self) -> dict[str, Handler]:
+        def health(_: Request) -> dict[str, str]:
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return {"status": "ok", "service": self.service}
+
+        def get_level(_: Request) -> dict[str, str]:
+            return {"service": self.service, "level": current_log_level()}
+
+        return {subjects.health(self.service): health, subjects.log_level_get(self.service): get_level}
+
+    def _set_level(self, request: Request) -> dict[str, str]:
+        level = (request.data or {}).get("level") if isinstance(request.data, dict) else None
+        try:
+            applied = set_service_log_level(str(level))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return {"service": self.service, "level": applied}
+
+    async def _serve(self, msg: Msg, handler: Handler) -> None:
+        async with self._slots:
+            loop = asyncio.get_running_loop()
+            reply = await loop.run_in_executor(self.pool, dispatch, handler, msg.subject, msg.data, msg.headers)
+        if msg.reply:
+            try:
+                await msg.respond(reply)
+            except Exception:  # the requester may be gone; nothing else to do but say so
+                log.warning("could not send reply", extra={"subject": msg.subject}, exc_info=True)
+
+    def _callback(self, handler: Handler) -> Callable[[Msg], Awaitable[None]]:
+        async def on_message(msg: Msg) -> None:
+            task = asyncio.create_task(self._serve(msg, handler))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+        return on_message
+
+    async def run(self) -> None:
+        nc = await nats.connect(
+            self.nats_url,
+            name=f"{self.service}-bridge",
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+        try:
+            for subject, handler in {**self._builtin_handlers(), **self.handlers}.items():
+                self._subs.append(await nc.subscribe(subject, queue=self.queue, cb=self._callback(handler)))
+            # Log-level changes go to every instance, so this one subscription has no queue group.
+            self._subs.append(await nc.subscribe(subjects.log_level_set(self.service), cb=self._callback(self._set_level)))
+            await nc.flush()
+            tasks = [asyncio.create_task(task(nc, self.stop_event, self.pool)) for task in self.background]
+            log.info("bridge ready", extra={"subjects": len(self._subs), "queue": self.queue})
+            self.ready_event.set()
+            await self.stop_event.wait()
+            log.info("bridge stopping: unsubscribing, finishing in-flight requests")
+            for sub in self._subs:
+                try:
+                    await sub.unsubscribe()
+                except Exception:  # already gone with the connection; in-flight work still finishes below
+                    log.warning("unsubscribe failed", exc_info=True)
+            if self._inflight:
+                await asyncio.wait(set(self._inflight), timeout=self.grace_seconds)
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.grace_seconds)
+        finally:
+            try:
+                await nc.drain()
+            except Exception:  # closing is best effort at shutdown
+                log.warning("drain failed", exc_info=True)
+            self.pool.shutdown(wait=True)
+            log.info("bridge stopped")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def run_forever(bridge: Bridge) -> None:
+    """Run a bridge until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, bridge.stop)
+        await bridge.run()
+
+    asyncio.run(main())

@@ -1,0 +1,188 @@
+"""Request/reply over NATS from synchronous code: one persistent connection per process, on a loop thread.
+
+Django views and Celery tasks are synchronous; the connection lives on a private asyncio loop in a daemon
+thread so that a request costs one round trip and no connection set-up. The client is created lazily and
+re-created after a fork (granian and Celery fork their workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+import nats
+from nats.aio.client import Client as NatsConnection
+from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError, StaleConnectionError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from common.conf.context import request_id_var
+from common.contracts.envelope import REQUEST_ID_HEADER, Agent, request_body, unwrap_reply
+from common.contracts.errors import GatewayTimeout, ServiceError, ServiceUnavailable
+from common.messaging.codec import dumps, loads
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class NatsClient:
+    """A NATS connection owned by a background event loop, with blocking helpers for sync callers."""
+
+    def __init__(self, url: str, *, name: str, connect_timeout: float = 2.0) -> None:
+        self.url = url
+        self.name = name
+        self.connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._nc: NatsConnection | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name=f"nats-{self.name}", daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine on the client's loop and wait for it."""
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            future.cancel()
+            raise GatewayTimeout() from None
+
+    def connection(self) -> NatsConnection:
+        nc = self._nc
+        if nc is not None and not nc.is_closed:
+            return nc
+        with self._lock:
+            if self._nc is None or self._nc.is_closed:
+                try:
+                    self._nc = self.run(self._connect(), timeout=self.connect_timeout + 1)
+                except GatewayTimeout:
+                    raise ServiceUnavailable("Messaging is unavailable") from None
+            return self._nc
+
+    async def _connect(self) -> NatsConnection:
+        try:
+            # The first connect must fail fast (a request is waiting on it); reconnects after that are endless.
+            return await asyncio.wait_for(self._open(), timeout=self.connect_timeout)
+        except (NoServersError, OSError, NatsTimeoutError, asyncio.TimeoutError) as exc:
+            raise ServiceUnavailable("Messaging is unavailable") from exc
+
+    async def _open(self) -> NatsConnection:
+        return await nats.connect(
+            self.url,
+            name=self.name,
+            connect_timeout=self.connect_timeout,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=_log_error,
+        )
+
+    def close(self) -> None:
+        if self._nc is not None and self._loop is not None:
+            try:
+                self.run(self._nc.drain(), timeout=5)
+            except Exception:  # closing is best effort; the process is going away
+                log.warning("nats drain on close failed", exc_info=True)
+            self._nc = None
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+
+    # -- request/reply -------------------------------------------------------------------------------
+    def request(
+        self,
+        subject: str,
+        data: Any = None,
+        *,
+        agent: Agent | None = None,
+        client: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one request and return the reply's data; errors come back as ServiceError (504, 503 included)."""
+        nc = self.connection()
+        if not nc.is_connected:
+            # Reconnecting: answer at once rather than buffer the request until it times out.
+            raise ServiceUnavailable("Messaging is unavailable")
+        wait = timeout if timeout is not None else _default_timeout()
+        headers = {REQUEST_ID_HEADER: request_id_var.get() or ""}
+        payload = dumps(request_body(data, agent, client))
+        return self.run(_request(nc, subject, payload, headers, wait), timeout=wait + 1.0)
+
+    def publish(self, subject: str, data: Any) -> None:
+        nc = self.connection()
+        headers = {REQUEST_ID_HEADER: request_id_var.get() or ""}
+        self.run(_publish(nc, subject, dumps(data), headers), timeout=5)
+
+    def is_connected(self) -> bool:
+        try:
+            nc = self.connection()
+            self.run(nc.flush(timeout=1), timeout=2)
+        except Exception:  # readiness: any failure means "not ready", reported by the caller
+            return False
+        return nc.is_connected
+
+
+async def _request(nc: NatsConnection, subject: str, payload: bytes, headers: dict[str, str], wait: float) -> Any:
+    try:
+        msg = await nc.request(subject, payload, timeout=wait, headers=headers)
+    except NoRespondersError:
+        raise ServiceUnavailable(f"No service is answering {subject}") from None
+    except NatsTimeoutError:
+        raise GatewayTimeout() from None
+    except (ConnectionClosedError, StaleConnectionError, NoServersError, OSError) as exc:
+        raise ServiceUnavailable("Messaging is unavailable") from exc
+    try:
+        reply = loads(msg.data)
+    except ValueError:
+        raise ServiceError("Malformed reply from service", status=502, code="bad_reply") from None
+    return unwrap_reply(reply)
+
+
+async def _publish(nc: NatsConnection, subject: str, payload: bytes, headers: dict[str, str]) -> None:
+    await nc.publish(subject, payload, headers=headers)
+
+
+async def _log_error(exc: Exception) -> None:
+    log.warning("nats connection error: %s", exc)
+
+
+def _default_timeout() -> float:
+    from django.conf import settings
+
+    return float(getattr(settings, "NATS_REQUEST_TIMEOUT", 5.0))
+
+
+_client: NatsClient | None = None
+_client_pid: int | None = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> NatsClient:
+    """The process-wide client; a forked child gets its own (a loop thread does not survive fork)."""
+    global _client, _client_pid
+    pid = os.getpid()
+    if _client is None or _client_pid != pid:
+        with _client_lock:
+            if _client is None or _client_pid != pid:
+                from django.conf import settings
+
+                _client = NatsClient(settings.NATS_URL, name=f"{settings.SERVICE_NAME}-{pid}")
+                _client_pid = pid
+    return _client
+
+
+def request(subject: str, data: Any = None, **kwargs: Any) -> Any:
+    return get_client().request(subject, data, **kwargs)

@@ -1,0 +1,30 @@
+"""`manage_X.py nats_bridge`: serve this project's NATS handlers (and its background consumers) until SIGTERM."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from common.messaging.bridge import Bridge, run_forever
+
+
+class Command(BaseCommand):
+    help = "Serve this service's NATS request handlers in its queue group; stops gracefully on SIGTERM."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--workers", type=int, default=None, help="handler threads (default NATS_BRIDGE_WORKERS)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        module = import_module(settings.NATS_HANDLERS_MODULE)
+        bridge = Bridge(
+            service=settings.SERVICE_NAME,
+            nats_url=settings.NATS_URL,
+            handlers=getattr(module, "HANDLERS", {}),
+            queue=settings.SERVICE_NAME,
+            workers=options["workers"] or settings.NATS_BRIDGE_WORKERS,
+            background=getattr(module, "BACKGROUND", ()),
+        )
+        run_forever(bridge)

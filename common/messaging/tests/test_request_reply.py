@@ -1,0 +1,111 @@
+"""The request/reply client and the bridge, against a real NATS server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from common.conf.context import request_id_var
+from common.contracts.envelope import Agent
+from common.contracts.errors import GatewayTimeout, ServiceError, ServiceUnavailable
+from common.messaging.client import NatsClient
+from common.testing.plugin import bridge_in_thread
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_success_returns_reply_data_and_carries_agent_and_request_id(nats_client: NatsClient) -> None:
+    token = request_id_var.set("req-0123456789")
+    try:
+        with bridge_in_thread(service="common"):
+            reply = nats_client.request("test.echo", {"x": 1}, agent=Agent(id="u-1", roles=("user",)))
+    finally:
+        request_id_var.reset(token)
+    assert reply == {"data": {"x": 1}, "agent": "u-1", "requestId": "req-0123456789"}
+
+
+def test_void_reply_is_a_success_not_an_error(nats_client: NatsClient) -> None:
+    with bridge_in_thread(service="common"):
+        assert nats_client.request("test.none", {}) is None
+
+
+def test_handler_error_comes_back_as_envelope(nats_client: NatsClient) -> None:
+    with bridge_in_thread(service="common"):
+        with pytest.raises(ServiceError) as info:
+            nats_client.request("test.conflict", {})
+    assert info.value.status == 409
+    assert info.value.to_body() == {
+        "statusCode": 409,
+        "error": "Conflict",
+        "message": "Username already taken",
+        "code": "conflict",
+        "fields": {"username": ["taken"]},
+    }
+
+
+def test_unexpected_handler_failure_is_500_without_internals(nats_client: NatsClient) -> None:
+    with bridge_in_thread(service="common"):
+        with pytest.raises(ServiceError) as info:
+            nats_client.request("test.crash", {})
+    assert info.value.status == 500
+    assert "boom" not in str(info.value.message)
+
+
+def test_timeout_maps_to_504(nats_client: NatsClient) -> None:
+    with bridge_in_thread(service="common"):
+        with pytest.raises(GatewayTimeout) as info:
+            nats_client.request("test.slow", {"seconds": 1.0}, timeout=0.2)
+    assert info.value.status == 504
+
+
+def test_no_responders_maps_to_503(nats_client: NatsClient) -> None:
+    with pytest.raises(ServiceUnavailable) as info:
+        nats_client.request("test.nobody.listens", {}, timeout=1.0)
+    assert info.value.status == 503
+
+
+def test_unreachable_server_maps_to_503() -> None:
+    client = NatsClient("nats://127.0.0.1:1", name="unreachable", connect_timeout=0.5)
+    with pytest.raises(ServiceUnavailable):
+        client.request("test.echo", {})
+    client.close()
+
+
+def test_bridge_serves_requests_concurrently(nats_client: NatsClient) -> None:
+    with bridge_in_thread(service="common", workers=4):
+        results: list[object] = []
+        started = time.perf_counter()
+        threads = [
+            threading.Thread(target=lambda: results.append(nats_client.request("test.slow", {"seconds": 0.5})))
+            for _ in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+    assert results == [{"slept": True}] * 4
+    assert elapsed < 1.5, f"4 requests of 0.5 s took {elapsed:.2f} s: not concurrent"
+
+
+def test_graceful_stop_finishes_in_flight_requests(nats_client: NatsClient) -> None:
+    outcome: dict[str, object] = {}
+    with bridge_in_thread(service="common") as bridge:
+
+        def call() -> None:
+            try:
+                outcome["reply"] = nats_client.request("test.slow", {"seconds": 1.0}, timeout=5)
+            except ServiceError as exc:
+                outcome["error"] = exc
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.3)  # the request is now in the handler
+        bridge.stop()
+        caller.join(timeout=10)
+    assert outcome == {"reply": {"slept": True}}
+    # After the stop nobody answers any more.
+    with pytest.raises(ServiceUnavailable):
+        nats_client.request("test.echo", {}, timeout=1.0)

@@ -1,0 +1,10 @@
+"""Django app config of the outbox."""
+
+from django.apps import AppConfig
+
+
+class OutboxConfig(AppConfig):
+    name = "common.outbox"
+    label = "outbox"
+    verbose_name = "Outbox"
+    default_auto_field = "django.db.models.BigAutoField"

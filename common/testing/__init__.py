@@ -1,0 +1,1 @@
+"""Test support shared by the three projects: a pytest plugin with real-NATS fixtures."""

@@ -1,0 +1,18 @@
+"""Settings for testing `common` on its own: a database with the reusable apps, real Redis and NATS."""
+
+from common.conf.settings import common_settings, drf_settings
+
+globals().update(common_settings("common", debug_default=False))
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "rest_framework",
+    "common.messaging",
+    "common.outbox",
+    "common.inbox",
+]
+MIDDLEWARE = ["common.api.middleware.RequestContextMiddleware"]
+ROOT_URLCONF = "common.testing.urls"
+NATS_HANDLERS_MODULE = "common.testing.handlers"
+REST_FRAMEWORK = drf_settings()

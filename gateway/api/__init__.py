@@ -1,0 +1,1 @@
+"""The public HTTP API: views, authentication, permissions, throttles, cookies and CSRF."""

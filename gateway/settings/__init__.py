@@ -1,0 +1,1 @@
+"""Settings of this project: base (from environment), dev, test and prod variants."""

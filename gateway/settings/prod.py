@@ -1,0 +1,10 @@
+"""Production: secrets must come from the environment; JSON logs; secure cookies."""
+
+from common.conf.env import env_required
+
+SECRET_KEY = env_required("SECRET_KEY")
+
+from gateway.settings.base import *  # noqa: E402,F403
+
+SECRET_KEY = env_required("SECRET_KEY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,0 +1,1 @@
+"""main_api: the business application; holds the users read model replicated from identity events."""

@@ -1,0 +1,1 @@
+"""The users read model, replicated from the auth service's identity events."""

@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""Entry point of main_api (the business API): sets its default settings module, nothing else."""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "main_api.settings.dev")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
