@@ -1,0 +1,48 @@
+# Two commands for a new machine with only Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQS := $(wildcard requirements/*.txt)
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check lint bench verify down clean
+
+$(STAMP): $(REQS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements/dev.txt
+	@touch $(STAMP)
+
+## make run: start PostgreSQL, Redis and NATS (embedded unless *_URL is set), migrate, seed, start every process.
+run: $(STAMP)
+	@$(PY) -m common.devstack run
+
+## make test: the same servers (test profile: own data dir and ports), then checks and every test suite.
+test: $(STAMP)
+	@$(PY) -m common.devstack exec --profile test -- $(MAKE) --no-print-directory check suites
+
+## Static checks: ruff, mypy, import contracts.
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy common gateway auth_service main_api
+	$(VENV)/bin/lint-imports
+
+## Test suites, one pytest process per project (each has its own settings); needs the *_URL environment.
+suites:
+	$(PY) -m pytest -p no:django common/devstack/tests
+	$(PY) -m pytest --ds=common.testing.settings --create-db common --ignore=common/devstack
+	$(PY) -m pytest --ds=auth_service.settings.test --create-db auth_service
+	$(PY) -m pytest --ds=main_api.settings.test --create-db main_api
+	$(PY) -m pytest --ds=gateway.settings.test gateway
+
+## Benchmarks (production-like settings); writes var/bench/latest.json.
+bench: $(STAMP)
+	@$(PY) -m common.devstack exec --profile bench -- $(PY) -m bench
+
+## Stop the development servers left by an interrupted run.
+down: $(STAMP)
+	@$(PY) -m common.devstack down --profile dev
+
+clean:
+	rm -rf var/test var/bench .pytest_cache .mypy_cache .ruff_cache
