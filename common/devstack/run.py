@@ -26,9 +26,10 @@ class Service:
     port: int
 
 
-GATEWAY = Service("gateway", "manage_gateway.py", "gateway.settings.dev", 8000)
-AUTH = Service("auth", "manage_auth.py", "auth_service.settings.dev", 8001)
-MAIN = Service("main", "manage_main.py", "main_api.settings.dev", 8002)
+PORT_BASE = int(os.environ.get("RUN_PORT_BASE", "8000"))
+GATEWAY = Service("gateway", "manage_gateway.py", "gateway.settings.dev", PORT_BASE)
+AUTH = Service("auth", "manage_auth.py", "auth_service.settings.dev", PORT_BASE + 1)
+MAIN = Service("main", "manage_main.py", "main_api.settings.dev", PORT_BASE + 2)
 SERVICES = (GATEWAY, AUTH, MAIN)
 HOST = os.environ.get("RUN_HOST", "127.0.0.1")
 
@@ -130,11 +131,26 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
             ROOT,
         )
     for service in (AUTH, MAIN):
-        supervisor.start(f"{service.name}-bridge", [sys.executable, service.manage, "nats_bridge"], _env(stack, service), ROOT)
+        supervisor.start(
+            f"{service.name}-bridge", [sys.executable, service.manage, "nats_bridge"], _env(stack, service), ROOT
+        )
     celery = str(BIN / "celery")
     supervisor.start(
         "auth-worker",
-        [celery, "-A", "auth_service", "worker", "--pool", "threads", "--concurrency", "4", "-l", "info", "-n", "auth-worker@%h"],
+        [
+            celery,
+            "-A",
+            "auth_service",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "-l",
+            "info",
+            "-n",
+            "auth-worker@%h",
+        ],
         _env(stack, AUTH),
         ROOT,
     )
@@ -153,7 +169,7 @@ def wait_ready(timeout: float = 60.0) -> dict[str, int]:
         url = f"http://{HOST}:{service.port}/readyz"
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - fixed local URL
+                with urllib.request.urlopen(url, timeout=3) as response:
                     status[service.name] = response.status
                     break
             except urllib.error.HTTPError as exc:
@@ -174,12 +190,12 @@ def banner(stack: StackEnv, started: float) -> str:
         "=" * 72,
         f"  authmesh is up ({time.perf_counter() - started:.1f}s)",
         "",
-        f"  API (gateway)        http://{HOST}:8000/api/",
-        f"  API docs             http://{HOST}:8000/api/docs/   schema: /api/schema/",
-        f"  JWKS                 http://{HOST}:8000/.well-known/jwks.json",
-        f"  auth service admin   http://{HOST}:8001/admin/",
-        f"  main_api admin       http://{HOST}:8002/admin/",
-        "  health               /healthz and /readyz on each of :8000 :8001 :8002",
+        f"  API (gateway)        http://{HOST}:{GATEWAY.port}/api/",
+        f"  API docs             http://{HOST}:{GATEWAY.port}/api/docs/   schema: /api/schema/",
+        f"  JWKS                 http://{HOST}:{GATEWAY.port}/.well-known/jwks.json",
+        f"  auth service admin   http://{HOST}:{AUTH.port}/admin/",
+        f"  main_api admin       http://{HOST}:{MAIN.port}/admin/",
+        f"  health               /healthz and /readyz on each of :{GATEWAY.port} :{AUTH.port} :{MAIN.port}",
         "",
         f"  seeded logins (password {password}):",
         "    sys-admin@test.com (sys_admin)   admin@test.com (admin)",

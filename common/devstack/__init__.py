@@ -1,0 +1,26 @@
+"""Real PostgreSQL, Redis and NATS servers from PyPI wheels for development and tests, plus a process supervisor."""
+
+from common.devstack.servers import (
+    PROFILES,
+    REPO_ROOT,
+    DevStackError,
+    Stack,
+    StackEnv,
+    drop_databases,
+    ensure_databases,
+)
+from common.devstack.supervisor import Supervisor, acquire_run_lock, release_run_lock, run_lock_holder
+
+__all__ = [
+    "PROFILES",
+    "REPO_ROOT",
+    "DevStackError",
+    "Stack",
+    "StackEnv",
+    "Supervisor",
+    "acquire_run_lock",
+    "drop_databases",
+    "ensure_databases",
+    "release_run_lock",
+    "run_lock_holder",
+]
