@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from celery.schedules import crontab
 
-from common.conf.env import REPO_ROOT, env, env_bool, env_int
+from common.conf.env import REPO_ROOT, env, env_bool, env_float, env_int
 from common.conf.settings import celery_settings, common_settings, drf_settings, token_settings
 
 globals().update(common_settings("auth", debug_default=False))
@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "common.messaging",
     "common.outbox",
     "auth_service.accounts",
@@ -70,7 +71,10 @@ PASSWORD_HASHERS = [
 PASSWORD_HASH_CONCURRENCY = env_int("PASSWORD_HASH_CONCURRENCY", 2)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "auth_service.accounts.policies.OriginalPasswordRuleValidator"},
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ("username", "name", "email")},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "auth_service.accounts.policies.MaximumLengthValidator"},
 ]
@@ -81,6 +85,11 @@ REFRESH_REUSE_GRACE_SECONDS = env_int("REFRESH_REUSE_GRACE_SECONDS", 10)
 VERIFICATION_CODE_TTL_SECONDS = env_int("VERIFICATION_CODE_TTL_SECONDS", 600)
 VERIFICATION_CODE_MAX_ATTEMPTS = env_int("VERIFICATION_CODE_MAX_ATTEMPTS", 5)
 RECOVERY_TOKEN_TTL_SECONDS = env_int("RECOVERY_TOKEN_TTL_SECONDS", 3600)
+# recover-credentials takes at least this long, whether or not the account exists (no timing enumeration).
+RECOVERY_MIN_DURATION_SECONDS = env_float("RECOVERY_MIN_DURATION_SECONDS", 0.25)
+# Failed logins per account (id, or slug when unknown) in a fixed window; the window always expires.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
 
 # Signing keys: rotated on a schedule; a retired key stays published longer than an access token lives.
 SIGNING_KEY_ROTATION_DAYS = env_int("SIGNING_KEY_ROTATION_DAYS", 30)
@@ -105,7 +114,10 @@ OUTBOX_KICK = "auth_service.tasks.kick_relay"
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 500)
 
 CELERY_BEAT_SCHEDULE = {
-    "relay-outbox": {"task": "auth_service.tasks.relay_outbox", "schedule": timedelta(seconds=env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 2))},
+    "relay-outbox": {
+        "task": "auth_service.tasks.relay_outbox",
+        "schedule": timedelta(seconds=env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 2)),
+    },
     "rotate-signing-keys": {"task": "auth_service.tasks.rotate_signing_keys", "schedule": crontab(minute=0, hour=3)},
     "purge-expired": {"task": "auth_service.tasks.purge_expired", "schedule": crontab(minute=15)},
 }

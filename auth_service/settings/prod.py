@@ -1,8 +1,7 @@
 """Production: secrets must come from the environment; JSON logs; SMTP mail."""
 
+from auth_service.settings.base import *
 from common.conf.env import env, env_required
-
-from auth_service.settings.base import *  # noqa: E402,F403
 
 SECRET_KEY = env_required("SECRET_KEY")
 REFRESH_TOKEN_SECRET = env_required("REFRESH_TOKEN_SECRET")

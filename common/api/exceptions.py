@@ -62,8 +62,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         status = exc.status_code
         if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
             status = 401
-        if isinstance(exc, drf.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+        wait = getattr(exc, "wait", None) if isinstance(exc, drf.Throttled) else None
+        if wait is not None:
+            headers["Retry-After"] = str(max(1, int(wait + 0.999)))
         detail = exc.detail
         message = str(detail) if not isinstance(detail, (list, dict)) else validation_messages(_flatten(detail))
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else None

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
@@ -31,7 +31,7 @@ from common.messaging.codec import dumps, loads
 log = logging.getLogger("common.bridge")
 
 Handler = Callable[[Request], Any]
-BackgroundTask = Callable[[NatsConnection, asyncio.Event, Executor], Awaitable[None]]
+BackgroundTask = Callable[[NatsConnection, asyncio.Event, Executor], Coroutine[Any, Any, None]]
 
 
 def dispatch(handler: Handler, subject: str, raw: bytes, headers: Mapping[str, str] | None) -> bytes:
@@ -162,9 +162,13 @@ class Bridge:
             for subject, handler in {**self._builtin_handlers(), **self.handlers}.items():
                 self._subs.append(await nc.subscribe(subject, queue=self.queue, cb=self._callback(handler)))
             # Log-level changes go to every instance, so this one subscription has no queue group.
-            self._subs.append(await nc.subscribe(subjects.log_level_set(self.service), cb=self._callback(self._set_level)))
+            self._subs.append(
+                await nc.subscribe(subjects.log_level_set(self.service), cb=self._callback(self._set_level))
+            )
             await nc.flush()
-            tasks = [asyncio.create_task(task(nc, self.stop_event, self.pool)) for task in self.background]
+            tasks: list[asyncio.Task[None]] = [
+                asyncio.create_task(task(nc, self.stop_event, self.pool)) for task in self.background
+            ]
             log.info("bridge ready", extra={"subjects": len(self._subs), "queue": self.queue})
             self.ready_event.set()
             await self.stop_event.wait()

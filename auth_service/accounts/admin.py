@@ -1,0 +1,288 @@
+"""Django admin of the auth service: every write goes through the services (same events, same session ends)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import model_ngettext
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from auth_service.accounts import selectors, services
+from auth_service.accounts.models import Role, SigningKey, User
+from auth_service.accounts.policies import (
+    ACTION_CREATE,
+    ACTION_DEACTIVATE,
+    ACTION_DELETE,
+    ROLE_SYS_ADMIN,
+    STAFF_ROLES,
+    can_write_user,
+    normalize_email,
+    profile_errors,
+    sorted_roles,
+)
+from common.contracts.errors import ServiceError
+from common.contracts.events import ROLES
+from common.outbox.models import OutboxEvent
+
+ROLE_CHOICES = [(role, role) for role in ROLES]
+
+
+def _allowed(agent: Any, *, target: User | None, change: set[str], new_roles: list[str] | None = None) -> str | None:
+    """The matrix's refusal message, or None when the admin user may make this change."""
+    try:
+        can_write_user(
+            agent_roles=agent.roles,
+            agent_id=str(agent.id),
+            agent_active=agent.is_active,
+            target_id=str(target.id) if target is not None else None,
+            target_roles=target.roles if target is not None else (),
+            change=change,
+            new_roles=new_roles,
+        )
+    except ServiceError as exc:
+        return str(exc.message)
+    return None
+
+
+class UserChangeForm(forms.ModelForm):
+    roles = forms.MultipleChoiceField(choices=ROLE_CHOICES, widget=forms.CheckboxSelectMultiple)
+    agent: Any = None
+
+    class Meta:
+        model = User
+        fields = ["name", "username", "email", "roles"]
+
+    def clean_email(self) -> str:
+        return normalize_email(self.cleaned_data["email"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        changed = {field for field in self.changed_data if field in cleaned}
+        roles = sorted_roles(cleaned["roles"]) if "roles" in cleaned else None
+        for field, errors in profile_errors(
+            name=cleaned.get("name"), username=cleaned.get("username"), email=cleaned.get("email"), roles=roles
+        ).items():
+            for error in errors:
+                self.add_error(field, error)
+        if changed and (refusal := _allowed(self.agent, target=self.instance, change=changed, new_roles=roles)):
+            raise forms.ValidationError(refusal)
+        return cleaned
+
+
+class UserCreationForm(UserChangeForm):
+    password1 = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput)
+    password2 = forms.CharField(label="Password (again)", strip=False, widget=forms.PasswordInput)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = forms.ModelForm.clean(self) or {}
+        roles = sorted_roles(cleaned.get("roles") or [])
+        if refusal := _allowed(self.agent, target=None, change={ACTION_CREATE}, new_roles=roles):
+            raise forms.ValidationError(refusal)
+        if cleaned.get("password1") != cleaned.get("password2"):
+            self.add_error("password2", "The two passwords differ")
+        email = cleaned.get("email")
+        if email and selectors.email_taken(email):
+            self.add_error("email", "Email already in use")
+        return cleaned
+
+
+class RoleListFilter(admin.SimpleListFilter):
+    title = "role"
+    parameter_name = "role"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return ROLE_CHOICES
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(roles__contains=[value]) if value in ROLES else queryset
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    list_display = ["email", "username", "name", "role_list", "is_active", "is_verified", "created_at"]
+    list_filter = [RoleListFilter, "is_active", "is_verified"]
+    search_fields = ["email", "username", "name"]
+    ordering = ["created_at", "id"]
+    readonly_fields = ["id", "is_active", "is_verified", "version", "created_at", "updated_at"]
+    actions = ["deactivate_users", "reactivate_users", "end_sessions"]
+
+    @admin.display(description="roles")
+    def role_list(self, obj: User) -> str:
+        return ", ".join(sorted_roles(obj.roles))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        if obj is None:
+            return ["name", "username", "email", "roles", "password1", "password2"]
+        return ["name", "username", "email", "roles", *self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return self.readonly_fields if obj is not None else []
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = self.add_form
+            kwargs["fields"] = ["name", "username", "email", "roles"]
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"agent": request.user})
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        queryset = super().get_queryset(request)
+        if ROLE_SYS_ADMIN not in getattr(request.user, "roles", ()):
+            # An admin sees and manages only the users the matrix lets it act on.
+            queryset = queryset.exclude(roles__overlap=list(STAFF_ROLES))
+        return queryset
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and _allowed(request.user, target=obj, change={ACTION_DELETE}):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            changes = {
+                field: data[field] for field in form.changed_data if field in {"name", "username", "email", "roles"}
+            }
+            if changes:
+                services.user_update(agent_id=str(request.user.pk), user_id=str(obj.pk), changes=changes)
+            return
+        created = services.user_create(
+            agent_id=str(request.user.pk),
+            name=data["name"],
+            username=data["username"],
+            email=data["email"],
+            password=data["password1"],
+            roles=data["roles"],
+        )
+        # The admin redirects and logs with this instance: make it the created row.
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.user_delete(agent_id=str(request.user.pk), user_id=str(obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            self.delete_model(request, user)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[User], action: Any, verb: str) -> None:
+        done = 0
+        for user in queryset:
+            try:
+                action(user)
+            except ServiceError as exc:
+                self.message_user(request, f"{user.email}: {exc.message}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{verb} {done} {model_ngettext(self.opts, done)}.", messages.SUCCESS)
+
+    @admin.action(description="Deactivate (and end their sessions)", permissions=["change"])
+    def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        agent_id = str(request.user.pk)
+        self._each(
+            request, queryset, lambda u: services.user_deactivate(agent_id=agent_id, user_id=str(u.pk)), "Deactivated"
+        )
+
+    @admin.action(description="Reactivate", permissions=["change"])
+    def reactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        agent_id = str(request.user.pk)
+        self._each(
+            request, queryset, lambda u: services.user_reactivate(agent_id=agent_id, user_id=str(u.pk)), "Reactivated"
+        )
+
+    @admin.action(description="End all sessions", permissions=["change"])
+    def end_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        def end(user: User) -> None:
+            if refusal := _allowed(request.user, target=user, change={ACTION_DEACTIVATE}):
+                raise ServiceError(refusal, status=403)
+            services.session_end_all(user_id=str(user.pk))
+
+        self._each(request, queryset, end, "Ended the sessions of")
+
+
+@admin.register(Role)
+class RoleAdmin(admin.ModelAdmin):
+    list_display = ["name", "rank", "description"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(admin.ModelAdmin):
+    list_display = ["kid", "state", "created_at", "activated_at", "retired_at"]
+    list_filter = ["state"]
+    # The private key never leaves the database through the admin.
+    fields = ("kid", "state", "public_jwk", "created_at", "activated_at", "retired_at")
+    readonly_fields = ("kid", "state", "public_jwk", "created_at", "activated_at", "retired_at")
+    actions = ["rotate"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Rotate the signing keys now (select any key)")
+    def rotate(self, request: HttpRequest, queryset: QuerySet[SigningKey]) -> None:
+        key = services.signing_key_rotate()
+        self.message_user(request, f"Rotated: {key.kid} is now active.", messages.SUCCESS)
+
+
+class PublishedFilter(admin.SimpleListFilter):
+    title = "published"
+    parameter_name = "published"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "pending"), ("yes", "published")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "no":
+            return queryset.filter(published_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(published_at__isnull=False)
+        return queryset
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "event_type", "aggregate_id", "created_at", "published_at", "attempts"]
+    list_filter = [PublishedFilter, "event_type"]
+    search_fields = ["aggregate_id", "event_id"]
+    readonly_fields = [
+        "id",
+        "event_id",
+        "aggregate_id",
+        "event_type",
+        "payload",
+        "created_at",
+        "published_at",
+        "attempts",
+        "last_error",
+        "next_attempt_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,126 @@
+"""Mail: the texts the auth service sends, and the development backend (console plus one .eml file each)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, MultiFernet
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.core.mail.backends.console import EmailBackend as ConsoleBackend
+from django.utils.crypto import salted_hmac
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9@._+-]")
+# Picking a free file name and creating it must not interleave between threads of one process.
+_write_lock = threading.Lock()
+
+
+_SEAL_SALT = "authmesh.accounts.mail-seal"
+
+
+def _sealer() -> MultiFernet:
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    keys = [
+        base64.urlsafe_b64encode(salted_hmac(_SEAL_SALT, "", secret=s, algorithm="sha256").digest()) for s in secrets
+    ]
+    return MultiFernet([Fernet(key) for key in keys])
+
+
+def seal(text: str) -> str:
+    """Encrypt a mail body for its trip through the broker: it holds a code or token, and task arguments end up
+    in the broker's storage and in task logs (Celery logs them in full when tasks run eagerly)."""
+    return _sealer().encrypt(text.encode()).decode()
+
+
+def unseal(token: str) -> str:
+    return _sealer().decrypt(token.encode()).decode()
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    body: str
+
+
+def verification_mail(*, to: str, name: str, code: str) -> Mail:
+    minutes = int(settings.VERIFICATION_CODE_TTL_SECONDS) // 60
+    return Mail(
+        to=to,
+        subject="Your verification code",
+        body=f"Hello {name},\n\nyour verification code is {code}\n\nIt expires in {minutes} minutes.\n",
+    )
+
+
+def signup_notice_mail(*, to: str, name: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="Sign-up attempt with your address",
+        body=(
+            f"Hello {name},\n\nsomeone tried to sign up with your address, which already has an account.\n"
+            "If it was you, log in or recover your credentials. Otherwise you can ignore this message.\n"
+        ),
+    )
+
+
+def recovery_mail(*, to: str, name: str, token: str) -> Mail:
+    minutes = int(settings.RECOVERY_TOKEN_TTL_SECONDS) // 60
+    return Mail(
+        to=to,
+        subject="Reset your password",
+        body=(
+            f"Hello {name},\n\nyour recovery token is:\n\n{token}\n\n"
+            f"It can be used once, within {minutes} minutes. If you did not ask for it, ignore this message.\n"
+        ),
+    )
+
+
+def email_changed_mail(*, to: str, name: str, new_email: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="Your e-mail address was changed",
+        body=(
+            f"Hello {name},\n\nthe e-mail address of your account was changed to {new_email}.\n"
+            "If you did not do this, contact an administrator.\n"
+        ),
+    )
+
+
+class DevMailBackend(ConsoleBackend):
+    """Development: print every message and also keep it as `<timestamp>-<to>.eml` under EMAIL_FILE_PATH."""
+
+    def __init__(self, *args: Any, file_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.file_path = Path(file_path or str(settings.EMAIL_FILE_PATH))
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        sent = super().send_messages(email_messages)
+        if not email_messages:
+            return sent
+        self.file_path.mkdir(parents=True, exist_ok=True)
+        for message in email_messages:
+            self._write(message)
+        return len(email_messages)
+
+    def _write(self, message: EmailMessage) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        # The address comes from a user: keep the file name to a safe alphabet (no separators, no "..").
+        to = _UNSAFE_FILENAME.sub("_", ",".join(message.to) or "unknown")[:100].replace("..", "_")
+        data = message.message().as_bytes()
+        with _write_lock:
+            for attempt in range(100):
+                suffix = f"-{attempt}" if attempt else ""
+                try:
+                    with (self.file_path / f"{stamp}-{to}{suffix}.eml").open("xb") as handle:
+                        handle.write(data)
+                    return
+                except FileExistsError:
+                    continue
+        raise FileExistsError(f"could not find a free .eml file name for {stamp}-{to}")

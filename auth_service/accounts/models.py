@@ -1,0 +1,199 @@
+"""Identity records of the auth service: users, roles, verification codes, recovery tokens and signing keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models.functions import Lower
+
+from auth_service.accounts.policies import ROLE_ADMIN, ROLE_SYS_ADMIN, ROLE_USER, STAFF_ROLES
+from common.contracts.events import ROLES
+
+# What an `admin` may do in the Django admin; a `sys_admin` may do everything.
+ADMIN_PERMISSIONS = frozenset({"accounts.view_user", "accounts.change_user"})
+
+
+class UserManager(BaseUserManager["User"]):
+    """Creation goes through the service layer so that every new user also gets its outbox event."""
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email=(username or "").strip().lower())
+
+    def create_user(self, email: str, password: str | None = None, *, username: str, name: str, **extra: Any) -> User:
+        # Django's createsuperuser and admin tooling call the manager; routing them through the service
+        # keeps one way to create an identity (and its event). Imported here: services import this module.
+        from auth_service.accounts.services import user_provision
+
+        return user_provision(
+            email=email,
+            username=username,
+            name=name,
+            password=password,
+            roles=list(extra.pop("roles", [ROLE_USER])),
+            is_verified=bool(extra.pop("is_verified", False)),
+        )
+
+    def create_superuser(
+        self, email: str, password: str | None = None, *, username: str, name: str, **extra: Any
+    ) -> User:
+        return self.create_user(email, password, username=username, name=name, roles=[ROLE_SYS_ADMIN], is_verified=True)
+
+
+class User(AbstractBaseUser):
+    id: models.UUIDField[uuid.UUID, uuid.UUID] = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name: models.CharField[str, str] = models.CharField(max_length=40)
+    username: models.CharField[str, str] = models.CharField(max_length=40)
+    # Stored lowercased by every writer, so a plain unique index is case-insensitive in effect.
+    email: models.EmailField[str, str] = models.EmailField(max_length=254, unique=True)
+    roles: ArrayField[list[str], list[str]] = ArrayField(
+        models.CharField(max_length=20, choices=[(r, r) for r in ROLES]), default=list
+    )
+    is_active: models.BooleanField[bool, bool] = models.BooleanField(default=True)
+    is_verified: models.BooleanField[bool, bool] = models.BooleanField(default=False)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now=True)
+    # Bumped on every identity change and carried in events: consumers apply only newer versions.
+    version: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=1)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["username", "name"]
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # Also the index behind case-insensitive username lookups at login.
+            models.UniqueConstraint(
+                Lower("username"),
+                name="accounts_user_username_ci_unique",
+                violation_error_message="Username already taken",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(STAFF_ROLES.intersection(self.roles))
+
+    @property
+    def is_superuser(self) -> bool:
+        return ROLE_SYS_ADMIN in self.roles
+
+    def has_perm(self, perm: str, obj: object | None = None) -> bool:
+        if not self.is_active:
+            return False
+        if ROLE_SYS_ADMIN in self.roles:
+            return True
+        return ROLE_ADMIN in self.roles and perm in ADMIN_PERMISSIONS
+
+    def has_perms(self, perm_list: Any, obj: object | None = None) -> bool:
+        return all(self.has_perm(perm, obj) for perm in perm_list)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        if not self.is_active:
+            return False
+        if ROLE_SYS_ADMIN in self.roles:
+            return True
+        return ROLE_ADMIN in self.roles and app_label == "accounts"
+
+
+class Role(models.Model):
+    """Reference data for the admin: the four roles and their order (guest < user < admin < sys_admin)."""
+
+    name: models.CharField[str, str] = models.CharField(max_length=20, primary_key=True)
+    rank: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(unique=True)
+    description: models.CharField[str, str] = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["rank"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VerificationCode(models.Model):
+    """A mailed 6-digit code; only its keyed hash is kept, so a database dump cannot be brute-forced offline."""
+
+    id: models.BigAutoField[int, int] = models.BigAutoField(primary_key=True)
+    user: models.ForeignKey[User, User] = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="verification_codes"
+    )
+    user_id: uuid.UUID
+    code_hash: models.CharField[str, str] = models.CharField(max_length=64)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    expires_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+    attempts: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(default=0)
+    used_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["expires_at"], name="accounts_vcode_expires_idx")]
+
+    def __str__(self) -> str:
+        return f"verification code #{self.pk} of {self.user_id}"
+
+
+class RecoveryToken(models.Model):
+    """A mailed single-use password-reset token; only its SHA-256 is kept."""
+
+    id: models.BigAutoField[int, int] = models.BigAutoField(primary_key=True)
+    user: models.ForeignKey[User, User] = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="recovery_tokens"
+    )
+    user_id: uuid.UUID
+    token_hash: models.CharField[str, str] = models.CharField(max_length=64, unique=True)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    expires_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+    used_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["expires_at"], name="accounts_rtoken_expires_idx")]
+
+    def __str__(self) -> str:
+        return f"recovery token #{self.pk} of {self.user_id}"
+
+
+class SigningKey(models.Model):
+    """An RS256 key pair for access tokens, moving next → active → retired → deleted."""
+
+    class State(models.TextChoices):
+        NEXT = "next", "next"
+        ACTIVE = "active", "active"
+        RETIRED = "retired", "retired"
+
+    id: models.BigAutoField[int, int] = models.BigAutoField(primary_key=True)
+    # The RFC 7638 thumbprint of the public key: stable, so importing the same PEM twice is a no-op.
+    kid: models.CharField[str, str] = models.CharField(max_length=64, unique=True)
+    private_pem: models.TextField[str, str] = models.TextField()
+    public_jwk: models.JSONField[Any, Any] = models.JSONField()
+    state: models.CharField[str, str] = models.CharField(max_length=10, choices=State.choices, db_index=True)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    activated_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(null=True, blank=True)
+    retired_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Two processes racing to create or rotate keys can never leave two signers or two successors.
+            models.UniqueConstraint(
+                fields=["state"], condition=models.Q(state="active"), name="accounts_one_active_key"
+            ),
+            models.UniqueConstraint(fields=["state"], condition=models.Q(state="next"), name="accounts_one_next_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.state})"
+
+    def __repr__(self) -> str:
+        # Never let the private key reach a log line or a traceback through repr().
+        return f"<SigningKey {self.kid} {self.state}>"

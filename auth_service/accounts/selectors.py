@@ -1,0 +1,60 @@
+"""Reads of identity data."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models.functions import Lower
+
+from auth_service.accounts.models import SigningKey, User
+from auth_service.accounts.policies import normalize_email
+from auth_service.accounts.sessions import SessionInfo, session_store_list
+
+
+def user_get(user_id: str | uuid.UUID) -> User | None:
+    try:
+        key = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
+    except ValueError:
+        return None
+    return User.objects.filter(pk=key).first()
+
+
+def user_get_by_email(email: str) -> User | None:
+    return User.objects.filter(email=normalize_email(email)).first()
+
+
+def user_get_by_slug(slug: str) -> User | None:
+    """The original's login rule: a slug with an "@" is an e-mail, anything else a username (case-insensitive)."""
+    if "@" in slug:
+        return user_get_by_email(slug)
+    return User.objects.annotate(username_ci=Lower("username")).filter(username_ci=slug.strip().lower()).first()
+
+
+def username_taken(username: str, *, exclude_id: uuid.UUID | None = None) -> bool:
+    qs = User.objects.annotate(username_ci=Lower("username")).filter(username_ci=username.lower())
+    if exclude_id is not None:
+        qs = qs.exclude(pk=exclude_id)
+    return qs.exists()
+
+
+def email_taken(email: str, *, exclude_id: uuid.UUID | None = None) -> bool:
+    qs = User.objects.filter(email=normalize_email(email))
+    if exclude_id is not None:
+        qs = qs.exclude(pk=exclude_id)
+    return qs.exists()
+
+
+def signing_key_active() -> SigningKey | None:
+    return SigningKey.objects.filter(state=SigningKey.State.ACTIVE).first()
+
+
+def jwks_keys() -> list[dict[str, Any]]:
+    """Published keys: the next one (before it signs), the active one and the retired ones (until they expire)."""
+    keys = SigningKey.objects.order_by("created_at", "id").values_list("public_jwk", flat=True)
+    return [dict(key) for key in keys]
+
+
+def session_list(*, user_id: str) -> list[SessionInfo]:
+    """The user's live sessions (devices), oldest first."""
+    return session_store_list(user_id)

@@ -1,0 +1,174 @@
+"""The Django admin of the auth service: role-based access, and writes through the services (events, sessions)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+
+from auth_service.accounts import services
+from auth_service.accounts.models import User
+from auth_service.accounts.sessions import session_store_create, session_store_list
+from auth_service.accounts.tests.factories import PASSWORD, UserFactory
+from common.contracts import events
+from common.outbox.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _cookie_sessions(settings: Any) -> None:
+    # Admin logins here must not leave session keys behind in the shared Redis.
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_sys_admin_logs_in_with_its_password_and_sees_every_user() -> None:
+    boss = UserFactory(roles=["sys_admin"], email="boss@example.com")
+    UserFactory(roles=["admin"], email="admin@example.com")
+    client = Client()
+
+    response = client.post("/admin/login/?next=/admin/", {"username": "Boss@Example.com", "password": PASSWORD})
+    assert response.status_code == 302
+    listing = client.get("/admin/accounts/user/")
+
+    assert listing.status_code == 200
+    assert {u.email for u in listing.context["cl"].result_list} == {boss.email, "admin@example.com"}
+    assert client.get("/admin/accounts/signingkey/").status_code == 200
+    assert client.get("/admin/outbox/outboxevent/").status_code == 200
+
+
+def test_an_admin_sees_only_the_users_it_may_manage_and_cannot_delete() -> None:
+    admin = UserFactory(roles=["admin"])
+    boss = UserFactory(roles=["sys_admin"])
+    user = UserFactory()
+    client = logged_in(admin)
+
+    listing = client.get("/admin/accounts/user/")
+
+    assert [u.pk for u in listing.context["cl"].result_list] == [user.pk]
+    assert client.get(f"/admin/accounts/user/{boss.pk}/change/").status_code == 302
+    assert client.get(f"/admin/accounts/user/{user.pk}/delete/").status_code == 403
+    assert client.get("/admin/accounts/signingkey/").status_code == 403
+
+
+def test_users_and_guests_are_kept_out() -> None:
+    for roles in (["user"], ["guest"]):
+        response = logged_in(UserFactory(roles=roles)).get("/admin/accounts/user/")
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+
+
+def test_changing_roles_in_the_admin_goes_through_the_service() -> None:
+    boss = UserFactory(roles=["sys_admin"])
+    user = UserFactory(name="Plain User")
+
+    response = logged_in(boss).post(
+        f"/admin/accounts/user/{user.pk}/change/",
+        {"name": "Plain User", "username": user.username, "email": user.email, "roles": ["user", "admin"]},
+    )
+
+    assert response.status_code == 302
+    assert User.objects.get(pk=user.pk).roles == ["user", "admin"]
+    assert list(OutboxEvent.objects.values_list("event_type", "payload__version")) == [(events.USER_ROLES_CHANGED, 2)]
+
+
+def test_an_admin_cannot_grant_sys_admin_in_the_admin() -> None:
+    admin = UserFactory(roles=["admin"])
+    user = UserFactory()
+
+    response = logged_in(admin).post(
+        f"/admin/accounts/user/{user.pk}/change/",
+        {"name": user.name, "username": user.username, "email": user.email, "roles": ["sys_admin"]},
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.non_field_errors() == ["Admins cannot grant sys_admin"]
+    assert User.objects.get(pk=user.pk).roles == ["user"]
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_adding_a_user_in_the_admin_creates_it_through_the_service() -> None:
+    boss = UserFactory(roles=["sys_admin"])
+
+    response = logged_in(boss).post(
+        "/admin/accounts/user/add/",
+        {
+            "name": "Added Person",
+            "username": "addedperson",
+            "email": "Added@Example.com",
+            "roles": ["guest"],
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
+
+    created = User.objects.get(email="added@example.com")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/accounts/user/"
+    assert (created.roles, created.is_verified) == (["guest"], False)
+    assert list(OutboxEvent.objects.values_list("event_type", flat=True)) == [events.USER_REGISTERED]
+    assert [m.to for m in mail.outbox] == [["added@example.com"]]
+
+
+def test_the_deactivate_action_emits_the_event_and_ends_the_sessions() -> None:
+    boss = UserFactory(roles=["sys_admin"])
+    user = UserFactory()
+    session_store_create(user_id=str(user.id), check_digest="0" * 64, expires_at=2_000_000_000, device="d", ip="i")
+
+    response = logged_in(boss).post(
+        "/admin/accounts/user/", {"action": "deactivate_users", "_selected_action": [str(user.pk), str(boss.pk)]}
+    )
+
+    assert response.status_code == 302
+    assert User.objects.get(pk=user.pk).is_active is False
+    assert User.objects.get(pk=boss.pk).is_active is True  # refused for itself, reported as an error
+    assert session_store_list(str(user.id)) == []
+    assert list(OutboxEvent.objects.values_list("event_type", flat=True)) == [events.USER_DEACTIVATED]
+
+
+def test_the_signing_key_admin_never_shows_the_private_key() -> None:
+    boss = UserFactory(roles=["sys_admin"])
+    key = services.signing_key_ensure_active()
+
+    page = logged_in(boss).get(f"/admin/accounts/signingkey/{key.pk}/change/")
+
+    assert page.status_code == 200
+    assert "PRIVATE KEY" not in page.content.decode()
+    assert key.kid in page.content.decode()
+
+
+def test_createsuperuser_makes_a_verified_sys_admin_through_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+
+    call_command(
+        "createsuperuser",
+        interactive=False,
+        email="Root@Example.com",
+        username="rootuser",
+        name="Root User",
+        stdout=io.StringIO(),
+    )
+
+    root = User.objects.get()
+    assert (root.email, root.roles, root.is_verified, root.is_staff, root.is_superuser) == (
+        "root@example.com",
+        ["sys_admin"],
+        True,
+        True,
+        True,
+    )
+    assert root.check_password(PASSWORD)
+    assert list(OutboxEvent.objects.values_list("event_type", "payload__roles")) == [
+        (events.USER_REGISTERED, ["sys_admin"])
+    ]
+    assert mail.outbox == []

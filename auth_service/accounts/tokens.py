@@ -1,0 +1,79 @@
+"""JWT encoding: RS256 access tokens (SPEC §3) and HS256 refresh tokens, with algorithms pinned on decode."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+
+ACCESS_TYP = "at+jwt"
+REFRESH_TYP = "refresh"
+# A refresh token is ~300 bytes; anything far larger is garbage and is refused before any parsing work.
+MAX_REFRESH_TOKEN_LENGTH = 2048
+_REFRESH_ALGORITHM = "HS256"
+_REFRESH_REQUIRED = ["exp", "iat", "iss", "sub", "sid", "check", "typ"]
+
+
+class InvalidRefreshToken(Exception):
+    """The refresh token is malformed, tampered with, expired or of the wrong kind (the reason is not shown)."""
+
+
+@dataclass(frozen=True)
+class RefreshClaims:
+    user_id: str
+    sid: str
+    check: str
+    expires_at: int
+
+
+def access_token_encode(
+    *, kid: str, key: rsa.RSAPrivateKey, user_id: str, sid: str, roles: Sequence[str], now: int
+) -> str:
+    claims = {
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
+        "sub": user_id,
+        "sid": sid,
+        "roles": list(roles),
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + int(settings.ACCESS_TOKEN_TTL_SECONDS),
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": ACCESS_TYP})
+
+
+def refresh_token_encode(*, user_id: str, sid: str, check: str, expires_at: int, now: int) -> str:
+    claims = {
+        "iss": settings.JWT_ISSUER,
+        "sub": user_id,
+        "sid": sid,
+        "check": check,
+        "typ": REFRESH_TYP,
+        "iat": now,
+        "exp": expires_at,
+    }
+    return jwt.encode(claims, settings.REFRESH_TOKEN_SECRET, algorithm=_REFRESH_ALGORITHM)
+
+
+def refresh_token_decode(token: str) -> RefreshClaims:
+    """Verify signature (HS256 only: never "none", never an RSA key used as an HMAC secret), expiry and shape."""
+    if not token or len(token) > MAX_REFRESH_TOKEN_LENGTH:
+        raise InvalidRefreshToken
+    try:
+        claims = jwt.decode(
+            token,
+            settings.REFRESH_TOKEN_SECRET,
+            algorithms=[_REFRESH_ALGORITHM],
+            issuer=settings.JWT_ISSUER,
+            options={"require": _REFRESH_REQUIRED},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidRefreshToken from exc
+    values = (claims.get("sub"), claims.get("sid"), claims.get("check"))
+    if claims.get("typ") != REFRESH_TYP or not all(isinstance(v, str) and v for v in values):
+        raise InvalidRefreshToken
+    return RefreshClaims(user_id=claims["sub"], sid=claims["sid"], check=claims["check"], expires_at=int(claims["exp"]))

@@ -1,0 +1,268 @@
+"""NATS subjects of the auth service (docs/CONTRACTS.md): check the payload's shape, call one service, render."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from auth_service.accounts import selectors, services
+from auth_service.accounts.snapshots import iso, user_public
+from common.contracts import subjects
+from common.contracts.envelope import Agent, Request
+from common.contracts.errors import Unauthorized, ValidationFailed
+from common.messaging.bridge import Handler
+
+# Longer than any legitimate value (passwords are capped at 128, tokens are a few hundred bytes): refused before
+# any hashing or parsing work is spent on it.
+MAX_STRING_LENGTH = 4096
+USER_CHANGE_FIELDS = ("name", "username", "email", "roles", "password", "oldPassword")
+
+Check = Callable[[Any], str | None]
+
+
+def _string(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    if len(value) > MAX_STRING_LENGTH:
+        return f"must be at most {MAX_STRING_LENGTH} characters long"
+    return None
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be a boolean"
+
+
+def _string_list(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value) or len(value) > 10:
+        return "must be a list of strings"
+    return None
+
+
+def _object(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "must be an object"
+
+
+def _uuid(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a UUID"
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return "must be a UUID"
+    return None
+
+
+def _validated(
+    data: Any, *, required: Mapping[str, Check], optional: Mapping[str, Check] | None = None
+) -> dict[str, Any]:
+    """The payload as a dict with exactly the known keys: unknown keys, missing keys and wrong types are a 400."""
+    optional = optional or {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValidationFailed("The request body must be a JSON object")
+    errors: dict[str, list[str]] = {}
+    for key in data:
+        if key not in required and key not in optional:
+            errors[str(key)] = [f"property {key} should not exist"]
+    for key, check in {**required, **optional}.items():
+        if key not in data or data[key] is None:
+            if key in required:
+                errors[key] = [f"{key} is required"]
+            continue
+        if (problem := check(data[key])) is not None:
+            errors[key] = [f"{key} {problem}"]
+    if errors:
+        raise ValidationFailed(
+            [message for messages in errors.values() for message in messages], fields=dict(sorted(errors.items()))
+        )
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def _agent(request: Request) -> Agent:
+    if request.agent is None:
+        raise Unauthorized("Authentication required")
+    return request.agent
+
+
+def _client(request: Request) -> tuple[str | None, str | None]:
+    """Caller's IP and user agent as the gateway saw them (for session metadata)."""
+    client = request.client or {}
+    agent = request.agent
+    ip = client.get("ip") or (agent.ip if agent else None)
+    user_agent = client.get("user_agent") or (agent.user_agent if agent else None)
+    return (str(ip) if ip else None, str(user_agent) if user_agent else None)
+
+
+def _token_reply(pair: services.TokenPair) -> dict[str, Any]:
+    return {
+        "accessToken": pair.access_token,
+        "refreshToken": pair.refresh_token,
+        "refreshExpiresAt": iso(datetime.fromtimestamp(pair.refresh_expires_at, tz=UTC)),
+        "sessionId": pair.session_id,
+    }
+
+
+# -- identity flows ------------------------------------------------------------------------------------------------
+
+
+def handle_signup_user(request: Request) -> None:
+    data = _validated(
+        request.data, required={"name": _string, "username": _string, "email": _string, "password": _string}
+    )
+    services.user_register(name=data["name"], username=data["username"], email=data["email"], password=data["password"])
+
+
+def handle_verify_account(request: Request) -> None:
+    data = _validated(request.data, required={"email": _string, "code": _string})
+    services.user_verify(email=data["email"], code=data["code"])
+
+
+def handle_resend_verification(request: Request) -> None:
+    data = _validated(request.data, required={"email": _string})
+    services.verification_resend(email=data["email"])
+
+
+def handle_login_user(request: Request) -> dict[str, Any]:
+    data = _validated(request.data, required={"slug": _string, "password": _string})
+    ip, user_agent = _client(request)
+    pair = services.user_authenticate(slug=data["slug"], password=data["password"], ip=ip, user_agent=user_agent)
+    return _token_reply(pair)
+
+
+def handle_revalidate_credentials(request: Request) -> dict[str, Any]:
+    data = _validated(request.data, required={"refreshToken": _string})
+    ip, user_agent = _client(request)
+    return _token_reply(services.session_rotate(refresh_token=data["refreshToken"], ip=ip, user_agent=user_agent))
+
+
+def handle_logout_user(request: Request) -> None:
+    data = _validated(request.data, required={"refreshToken": _string}, optional={"all": _boolean})
+    services.session_logout(refresh_token=data["refreshToken"], all_sessions=bool(data.get("all", False)))
+
+
+def handle_sessions_list(request: Request) -> list[dict[str, Any]]:
+    agent = _agent(request)
+    _validated(request.data, required={})
+    return [
+        {
+            "id": session.sid,
+            "device": session.device,
+            "ip": session.ip,
+            "createdAt": iso(datetime.fromtimestamp(session.created, tz=UTC)),
+            "lastUsedAt": iso(datetime.fromtimestamp(session.last_used, tz=UTC)),
+            "current": session.sid == agent.sid,
+        }
+        for session in selectors.session_list(user_id=agent.id)
+    ]
+
+
+def handle_sessions_end(request: Request) -> None:
+    agent = _agent(request)
+    data = _validated(request.data, required={"sessionId": _string})
+    services.session_end(user_id=agent.id, sid=data["sessionId"])
+
+
+def handle_recover_credentials(request: Request) -> None:
+    data = _validated(request.data, required={"slug": _string})
+    services.recovery_request(slug=data["slug"])
+
+
+def handle_reset_password(request: Request) -> None:
+    data = _validated(request.data, required={"recoveryToken": _string, "password": _string})
+    services.password_reset(recovery_token=data["recoveryToken"], password=data["password"])
+
+
+def handle_deny_access(request: Request) -> None:
+    agent = _agent(request)
+    data = _validated(request.data, required={"userId": _uuid})
+    services.access_deny(agent_id=agent.id, user_id=data["userId"])
+
+
+def handle_jwks_get(request: Request) -> dict[str, Any]:
+    return services.jwks_get()
+
+
+# -- user management -------------------------------------------------------------------------------------------------
+
+
+def handle_user_create(request: Request) -> dict[str, Any]:
+    agent = _agent(request)
+    data = _validated(
+        request.data,
+        required={
+            "name": _string,
+            "username": _string,
+            "email": _string,
+            "password": _string,
+            "roles": _string_list,
+        },
+    )
+    user = services.user_create(
+        agent_id=agent.id,
+        name=data["name"],
+        username=data["username"],
+        email=data["email"],
+        password=data["password"],
+        roles=data["roles"],
+    )
+    return user_public(user)
+
+
+def handle_user_update(request: Request) -> dict[str, Any]:
+    agent = _agent(request)
+    data = _validated(request.data, required={"id": _uuid, "changes": _object})
+    changes = _validated(
+        data["changes"],
+        required={},
+        optional={
+            "name": _string,
+            "username": _string,
+            "email": _string,
+            "roles": _string_list,
+            "password": _string,
+            "oldPassword": _string,
+        },
+    )
+    user = services.user_update(agent_id=agent.id, user_id=data["id"], changes=changes, agent_sid=agent.sid)
+    return user_public(user)
+
+
+def handle_user_deactivate(request: Request) -> dict[str, Any]:
+    agent = _agent(request)
+    data = _validated(request.data, required={"id": _uuid})
+    return user_public(services.user_deactivate(agent_id=agent.id, user_id=data["id"]))
+
+
+def handle_user_delete(request: Request) -> None:
+    agent = _agent(request)
+    data = _validated(request.data, required={"id": _uuid})
+    services.user_delete(agent_id=agent.id, user_id=data["id"])
+
+
+def handle_seed(request: Request) -> dict[str, bool]:
+    services.seed()
+    return {"ok": True}
+
+
+HANDLERS: dict[str, Handler] = {
+    subjects.AUTH_SIGNUP: handle_signup_user,
+    subjects.AUTH_VERIFY_ACCOUNT: handle_verify_account,
+    subjects.AUTH_RESEND_VERIFICATION: handle_resend_verification,
+    subjects.AUTH_LOGIN: handle_login_user,
+    subjects.AUTH_REVALIDATE: handle_revalidate_credentials,
+    subjects.AUTH_LOGOUT: handle_logout_user,
+    subjects.AUTH_SESSIONS_LIST: handle_sessions_list,
+    subjects.AUTH_SESSIONS_END: handle_sessions_end,
+    subjects.AUTH_RECOVER: handle_recover_credentials,
+    subjects.AUTH_RESET_PASSWORD: handle_reset_password,
+    subjects.AUTH_DENY_ACCESS: handle_deny_access,
+    subjects.AUTH_JWKS: handle_jwks_get,
+    subjects.AUTH_USER_CREATE: handle_user_create,
+    subjects.AUTH_USER_UPDATE: handle_user_update,
+    subjects.AUTH_USER_DEACTIVATE: handle_user_deactivate,
+    subjects.AUTH_USER_DELETE: handle_user_delete,
+    subjects.AUTH_SEED: handle_seed,
+}

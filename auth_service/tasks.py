@@ -1,0 +1,67 @@
+"""Celery tasks of the auth service: mail, outbox relay, signing-key rotation and clean-up."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from smtplib import SMTPException
+
+from django.conf import settings
+from django.core import mail
+
+from auth_service.celery import app
+
+log = logging.getLogger(__name__)
+
+# Services (and so models) are imported inside the tasks: this module is imported by the Celery app while
+# Django settings load (autodiscover with force=True), before the app registry is ready.
+
+
+@app.task(
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+    acks_late=True,
+)
+def send_mail(*, to: str, subject: str, sealed_body: str) -> None:
+    """Deliver one message; SMTP and network failures are retried with exponential backoff (for about 20 minutes)."""
+    from auth_service.accounts.mail import unseal
+
+    mail.send_mail(subject, unseal(sealed_body), None, [to], fail_silently=False)
+
+
+@app.task(ignore_result=True)
+def relay_outbox() -> int:
+    """Publish pending outbox rows to JetStream (safe with several relays running)."""
+    # Imported here: the relay pulls in NATS/JetStream machinery that the other tasks do not need.
+    from common.outbox.relay import relay_pending
+
+    return relay_pending(batch_size=int(settings.OUTBOX_BATCH_SIZE))
+
+
+def kick_relay() -> None:
+    """OUTBOX_KICK: after a commit, ask a worker to relay now. Cheap, and never raises into the committed request."""
+    try:
+        # No publish retries: the request that committed is waiting on this call, and beat is the safety net.
+        relay_outbox.apply_async(retry=False)
+    except Exception:
+        # Beat runs the relay every few seconds anyway; a missed kick only adds that much latency.
+        log.warning("could not enqueue the outbox relay; the periodic relay will publish", exc_info=True)
+
+
+@app.task(ignore_result=True)
+def rotate_signing_keys() -> None:
+    """Rotate the signing keys when the active one has reached SIGNING_KEY_ROTATION_DAYS (beat runs this daily)."""
+    from auth_service.accounts import services
+
+    services.signing_key_rotate(min_age=timedelta(days=int(settings.SIGNING_KEY_ROTATION_DAYS)))
+
+
+@app.task(ignore_result=True)
+def purge_expired() -> dict[str, int]:
+    """Delete expired or spent verification codes and recovery tokens, and long-retired signing keys."""
+    from auth_service.accounts import services
+
+    return services.expired_records_purge()
