@@ -15,7 +15,9 @@ from common.contracts.errors import ServiceError, reason_phrase
 log = logging.getLogger(__name__)
 
 
-def envelope(status: int, message: str | list[str], *, fields: dict[str, list[str]] | None = None, code: str | None = None) -> dict[str, Any]:
+def envelope(
+    status: int, message: str | list[str], *, fields: dict[str, list[str]] | None = None, code: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"statusCode": status, "error": reason_phrase(status), "message": message}
     if code:
         body["code"] = code
@@ -62,13 +64,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         status = exc.status_code
         if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
             status = 401
+            auth_header = getattr(exc, "auth_header", None)
+            if auth_header:
+                headers["WWW-Authenticate"] = auth_header
         wait = getattr(exc, "wait", None) if isinstance(exc, drf.Throttled) else None
         if wait is not None:
             headers["Retry-After"] = str(max(1, int(wait + 0.999)))
         detail = exc.detail
         message = str(detail) if not isinstance(detail, (list, dict)) else validation_messages(_flatten(detail))
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else None
-        return Response(envelope(status, message, code=code if isinstance(code, str) else None), status=status, headers=headers or None)
+        return Response(
+            envelope(status, message, code=code if isinstance(code, str) else None),
+            status=status,
+            headers=headers or None,
+        )
     return None
 
 

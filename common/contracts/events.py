@@ -9,7 +9,7 @@ USER_ROLES_CHANGED = "auth.user.roles_changed"
 USER_DEACTIVATED = "auth.user.deactivated"
 USER_REACTIVATED = "auth.user.reactivated"
 USER_DELETED = "auth.user.deleted"
-USER_PASSWORD_CHANGED = "auth.user.password_changed"
+USER_PASSWORD_CHANGED = "auth.user.password_changed"  # noqa: S105 - an event name
 
 ALL_USER_EVENTS = (
     USER_REGISTERED,

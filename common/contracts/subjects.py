@@ -17,15 +17,16 @@ AUTH_LOGOUT = "auth.logout.user"
 AUTH_SESSIONS_LIST = "auth.sessions.list"
 AUTH_SESSIONS_END = "auth.sessions.end"
 AUTH_RECOVER = "auth.recover.credentials"
-AUTH_RESET_PASSWORD = "auth.reset.password"
+AUTH_RESET_PASSWORD = "auth.reset.password"  # noqa: S105 - a subject name
 AUTH_DENY_ACCESS = "auth.deny.access"
 AUTH_JWKS = "auth.jwks.get"
 
-# auth service: user management writes (the single writer of identity).
-AUTH_USER_CREATE = "auth.user.create"
-AUTH_USER_UPDATE = "auth.user.update"
-AUTH_USER_DEACTIVATE = "auth.user.deactivate"
-AUTH_USER_DELETE = "auth.user.delete"
+# auth service: user management writes (the single writer of identity). Deliberately outside `auth.user.>`,
+# the events stream's subjects: JetStream would otherwise store these requests (passwords included) and ack them.
+AUTH_USER_CREATE = "auth.users.create"
+AUTH_USER_UPDATE = "auth.users.update"
+AUTH_USER_DEACTIVATE = "auth.users.deactivate"
+AUTH_USER_DELETE = "auth.users.delete"
 
 # main_api: the users read model.
 USER_FIND_ALL = "user.find.all"

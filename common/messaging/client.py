@@ -76,7 +76,7 @@ class NatsClient:
         try:
             # The first connect must fail fast (a request is waiting on it); reconnects after that are endless.
             return await asyncio.wait_for(self._open(), timeout=self.connect_timeout)
-        except (NoServersError, OSError, NatsTimeoutError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, NoServersError, OSError, NatsTimeoutError) as exc:
             raise ServiceUnavailable("Messaging is unavailable") from exc
 
     async def _open(self) -> NatsConnection:
@@ -130,7 +130,7 @@ class NatsClient:
         try:
             nc = self.connection()
             self.run(nc.flush(timeout=1), timeout=2)
-        except Exception:  # readiness: any failure means "not ready", reported by the caller
+        except Exception:  # noqa: BLE001 - readiness: any failure means "not ready", reported by the caller
             return False
         return nc.is_connected
 

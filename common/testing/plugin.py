@@ -49,7 +49,7 @@ def bridge_in_thread(
         holder["bridge"] = bridge
         try:
             loop.run_until_complete(bridge.run())
-        except BaseException as exc:  # surfaced to the test through holder
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the test through holder
             holder["error"] = exc
         finally:
             holder["done"] = True

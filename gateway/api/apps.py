@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class ApiConfig(AppConfig):
     name = "gateway.api"
     label = "api"
+
+    def ready(self) -> None:
+        # Registers the OpenAPI extension that documents AccessTokenAuthentication as a bearer scheme.
+        from gateway.api import schema  # noqa: F401

@@ -1,6 +1,6 @@
 """Gateway settings read from the environment. No database: sessions live in Redis, data behind NATS."""
 
-from common.conf.env import env_bool, env_int, env_list
+from common.conf.env import env_bool, env_float, env_int, env_list
 from common.conf.settings import common_settings, drf_settings, token_settings
 
 globals().update(common_settings("gateway", debug_default=False))
@@ -17,6 +17,7 @@ INSTALLED_APPS = [
     "gateway.api",
 ]
 
+# No Django CSRF/session/auth middleware: the API is stateless; CSRF is the gateway's own double-submit check.
 MIDDLEWARE = [
     "common.api.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -37,22 +38,83 @@ TEMPLATES = [
     }
 ]
 
+# orjson first (the fast path); the browsable API only in debug, for a human with a browser.
+_RENDERERS = ["gateway.api.renderers.OrjsonRenderer"]
+if globals()["DEBUG"]:
+    _RENDERERS.append("rest_framework.renderers.BrowsableAPIRenderer")
+
 REST_FRAMEWORK = drf_settings(
     DEFAULT_AUTHENTICATION_CLASSES=["gateway.api.authentication.AccessTokenAuthentication"],
     DEFAULT_SCHEMA_CLASS="drf_spectacular.openapi.AutoSchema",
+    DEFAULT_RENDERER_CLASSES=_RENDERERS,
 )
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Authmesh API",
-    "DESCRIPTION": "Authentication for microservices: sign-up, verification, login, refresh, users and roles.",
+    "DESCRIPTION": (
+        "Authentication for microservices: sign-up, verification, login, refresh, users and roles.\n\n"
+        "Every error has the body `{statusCode, error, message, fields?}`. Unsafe requests on authenticated "
+        "routes need the `x-csrf-token` header equal to the CSRF cookie set at login."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and docs are public, and a stale bearer header must not make them answer 401.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "refreshCookie": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "Authentication",
+                "description": "The signed refresh token, set by login (HttpOnly, path /api/auth).",
+            },
+            "csrfHeader": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-csrf-token",
+                "description": "The value of the `__Host-csrf` cookie (`csrf` in plain-HTTP development).",
+            },
+        }
+    },
 }
 
-# Cookies: Secure by default; plain-HTTP development turns it off.
+# Cookies: Secure by default; plain-HTTP development turns it off (and the CSRF cookie then loses its
+# `__Host-` prefix, which browsers only accept on Secure cookies).
 COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
 # Seeding over HTTP: development only, never destructive.
 SEED_OVER_HTTP = env_bool("SEED_OVER_HTTP", False)
+SEED_TIMEOUT_SECONDS = env_float("SEED_TIMEOUT_SECONDS", 60.0)
 # Proxies whose X-Forwarded-For we trust (count of hops); 0 = use REMOTE_ADDR.
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+
+# JWKS client: the auth service's key set over NATS, cached; unknown kids refetch at most once per interval.
+JWKS_CACHE_SECONDS = env_int("JWKS_CACHE_SECONDS", 300)
+JWKS_REFETCH_INTERVAL_SECONDS = env_int("JWKS_REFETCH_INTERVAL_SECONDS", 30)
+JWKS_FETCH_TIMEOUT_SECONDS = env_float("JWKS_FETCH_TIMEOUT_SECONDS", 2.0)
+# Clock skew tolerated between the auth service (issuer) and the gateway when checking exp/iat.
+JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 5)
+
+# Throttles: "<limit>/<window>" per scope and key kind (ip, account); windows take s, m, h or d with a count.
+# The development defaults let one IP make 300+ sign-ups and logins and 50+ recoveries in 10 minutes; failed
+# logins per account are cut off by the auth service. THROTTLE_RATES="login.ip=5/1m,..." overrides entries.
+THROTTLE_RATES = {
+    "signup.ip": "500/10m",
+    "signup.account": "10/10m",
+    "login.ip": "500/10m",
+    "login.account": "100/10m",
+    "verify-account.ip": "500/10m",
+    "verify-account.account": "30/10m",
+    "resend-verification.ip": "200/10m",
+    "resend-verification.account": "10/10m",
+    "recover-credentials.ip": "100/10m",
+    "recover-credentials.account": "10/10m",
+    "reset-password.ip": "100/10m",
+    "reset-password.account": "10/10m",
+}
+for _entry in env_list("THROTTLE_RATES", []):
+    _scope, _, _rate = _entry.partition("=")
+    THROTTLE_RATES[_scope.strip()] = _rate.strip()

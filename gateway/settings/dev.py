@@ -6,4 +6,4 @@ os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("COOKIE_SECURE", "false")
 os.environ.setdefault("SEED_OVER_HTTP", "true")
 
-from gateway.settings.base import *  # noqa: E402,F403
+from gateway.settings.base import *

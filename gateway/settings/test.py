@@ -7,4 +7,8 @@ os.environ.setdefault("COOKIE_SECURE", "true")
 os.environ.setdefault("SEED_OVER_HTTP", "true")
 os.environ.setdefault("LOG_JSON", "true")
 
-from gateway.settings.base import *  # noqa: E402,F403
+from gateway.settings.base import *
+
+# The suite logs in as the seeded accounts many times across runs; the per-account login limit is not under test
+# there (a dedicated test lowers it with override_settings).
+THROTTLE_RATES["login.account"] = "1000/10m"

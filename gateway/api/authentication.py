@@ -1,0 +1,171 @@
+"""Bearer access tokens: RS256 checked locally against the JWKS, then one Redis lookup that the session is live."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from django.conf import settings
+from redis.exceptions import RedisError
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+
+from common.conf.context import user_id_var
+from common.contracts.errors import ServiceUnavailable
+from common.contracts.events import ROLES
+from common.contracts.sessions import session_key
+from gateway.api.jwks import get_jwks
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "RS256"
+# RFC 9068 names the type "at+jwt"; media types are case-insensitive and may carry the "application/" prefix.
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "roles", "jti", "iat", "exp")
+# A token is a few hundred bytes; refusing huge headers early keeps parsing cost bounded.
+MAX_TOKEN_LENGTH = 8192
+REFUSED = "Invalid or expired access token"
+
+KeyLookup = Callable[[str], RSAPublicKey | None]
+# The gateway's clock for exp/iat; a module attribute so tests can move time instead of waiting for it.
+clock: Callable[[], float] = time.time
+
+
+class InvalidAccessToken(Exception):
+    """The token is not one of ours, or no longer valid; the reason is for logs only, never for the client."""
+
+
+@dataclass(frozen=True)
+class GatewayUser:
+    """Who the access token says is calling: enough to authorise coarsely and to build the NATS agent."""
+
+    id: str
+    roles: tuple[str, ...]
+    sid: str
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def pk(self) -> str:
+        return self.id
+
+
+def decode_access_token(
+    token: str,
+    *,
+    key_for: KeyLookup,
+    issuer: str,
+    audience: str,
+    now: float,
+    leeway: float = 0,
+) -> dict[str, Any]:
+    """Verify an access token at time `now` and return its claims, or raise InvalidAccessToken."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidAccessToken("empty or oversized token")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as exc:
+        raise InvalidAccessToken("malformed header") from exc
+    # Checked before any key is looked up: "none", HS256-with-the-public-key and friends stop here.
+    if header.get("alg") != ALGORITHM:
+        raise InvalidAccessToken("algorithm not allowed")
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        raise InvalidAccessToken("not an access token")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidAccessToken("no kid")
+    key = key_for(kid)
+    if key is None:
+        raise InvalidAccessToken("unknown kid")
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=issuer,
+            # exp and iat are checked below against `now` (PyJWT reads the wall clock itself).
+            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise InvalidAccessToken(type(exc).__name__) from exc
+    _check_claims(claims, now=now, leeway=leeway)
+    return claims
+
+
+def _timestamp(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _check_claims(claims: Mapping[str, Any], *, now: float, leeway: float) -> None:
+    exp, iat = _timestamp(claims.get("exp")), _timestamp(claims.get("iat"))
+    if exp is None or exp <= now - leeway:
+        raise InvalidAccessToken("expired")
+    if iat is None or iat > now + leeway:
+        raise InvalidAccessToken("issued in the future")
+    for name in ("sub", "sid", "jti"):
+        value = claims.get(name)
+        if not isinstance(value, str) or not value or len(value) > 128:
+            raise InvalidAccessToken(f"bad {name}")
+    roles = claims.get("roles")
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise InvalidAccessToken("bad roles")
+
+
+def user_from_claims(claims: Mapping[str, Any]) -> GatewayUser:
+    # Role names the gateway does not know grant nothing here; they are dropped rather than trusted.
+    roles = tuple(role for role in claims["roles"] if role in ROLES)
+    return GatewayUser(id=claims["sub"], roles=roles, sid=claims["sid"])
+
+
+def session_is_live(sid: str) -> bool:
+    """One Redis EXISTS: ending a session (logout, deny-access, reset...) invalidates its access tokens at once."""
+    from django_redis import get_redis_connection
+
+    try:
+        return bool(get_redis_connection("default").exists(session_key(sid)))
+    except RedisError as exc:
+        # Fail closed: without the session store a revoked token could not be told from a live one.
+        log.error("session store unavailable", extra={"error": type(exc).__name__})
+        raise ServiceUnavailable("Session store unavailable") from exc
+
+
+class AccessTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <access token>`; no header means anonymous, a bad token means 401."""
+
+    def authenticate(self, request: Request) -> tuple[GatewayUser, dict[str, Any]] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != b"bearer":
+            return None
+        if len(parts) != 2:
+            raise AuthenticationFailed(REFUSED, code="invalid_token")
+        try:
+            token = parts[1].decode("ascii")
+            claims = decode_access_token(
+                token,
+                key_for=get_jwks().key,
+                issuer=settings.JWT_ISSUER,
+                audience=settings.JWT_AUDIENCE,
+                now=clock(),
+                leeway=settings.JWT_LEEWAY_SECONDS,
+            )
+        except (InvalidAccessToken, UnicodeDecodeError) as exc:
+            log.info("access token refused", extra={"reason": str(exc)})
+            raise AuthenticationFailed(REFUSED, code="invalid_token") from None
+        user = user_from_claims(claims)
+        if not session_is_live(user.sid):
+            log.info("access token refused", extra={"reason": "session ended", "user_id": user.id})
+            raise AuthenticationFailed(REFUSED, code="invalid_token")
+        user_id_var.set(user.id)
+        return user, claims
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'

@@ -1,0 +1,83 @@
+"""The refresh cookie (`Authentication`, signed, HttpOnly, path /api/auth) and the pair it forms with the CSRF cookie."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.http import HttpRequest, HttpResponse
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
+
+from gateway.api.csrf import clear_csrf_cookie, new_csrf_token, set_csrf_cookie
+
+REFRESH_COOKIE = "Authentication"
+# Sent only to the routes that use it: the refresh token never travels with ordinary API calls.
+REFRESH_COOKIE_PATH = "/api/auth"
+_SALT = "refresh"
+
+
+def refresh_max_age(expires_at: Any, *, now: float | None = None) -> int:
+    """Seconds until the session family's absolute expiry (epoch seconds or ISO 8601), capped at the refresh lifetime.
+
+    Max-Age is in seconds; the original sent milliseconds, keeping refresh cookies ~1000x too long.
+    """
+    lifetime = int(settings.REFRESH_TOKEN_TTL_SECONDS)
+    moment = time.time() if now is None else now
+    expiry: float | None = None
+    if isinstance(expires_at, (int, float)) and not isinstance(expires_at, bool):
+        expiry = float(expires_at)
+    elif isinstance(expires_at, str):
+        try:
+            expiry = datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            expiry = None
+    if expiry is None:
+        return lifetime
+    return max(0, min(lifetime, int(expiry - moment)))
+
+
+def set_auth_cookies(response: HttpResponse, *, refresh_token: str, expires_at: Any) -> None:
+    """A new refresh cookie and a new CSRF token, both living as long as the session family."""
+    max_age = refresh_max_age(expires_at)
+    response.set_signed_cookie(
+        REFRESH_COOKIE,
+        refresh_token,
+        salt=_SALT,
+        max_age=max_age,
+        path=REFRESH_COOKIE_PATH,
+        secure=settings.COOKIE_SECURE,
+        httponly=True,
+        samesite="Strict",
+    )
+    set_csrf_cookie(response, new_csrf_token(), max_age=max_age)
+
+
+def clear_auth_cookies(response: HttpResponse) -> None:
+    # Same path, SameSite and Secure as when set, or the browser keeps the old cookie.
+    response.set_cookie(
+        REFRESH_COOKIE,
+        "",
+        max_age=0,
+        expires="Thu, 01 Jan 1970 00:00:00 GMT",
+        path=REFRESH_COOKIE_PATH,
+        secure=settings.COOKIE_SECURE,
+        httponly=True,
+        samesite="Strict",
+    )
+    clear_csrf_cookie(response)
+
+
+def read_refresh_cookie(request: HttpRequest) -> str:
+    """The refresh token from its signed cookie: 401 when missing, tampered with or older than a refresh lifetime."""
+    if not request.COOKIES.get(REFRESH_COOKIE):
+        raise NotAuthenticated("Refresh token missing")
+    try:
+        token = request.get_signed_cookie(REFRESH_COOKIE, salt=_SALT, max_age=settings.REFRESH_TOKEN_TTL_SECONDS)
+    except signing.BadSignature:
+        raise AuthenticationFailed("Invalid refresh token", code="invalid_refresh_token") from None
+    if not isinstance(token, str) or not token:
+        raise AuthenticationFailed("Invalid refresh token", code="invalid_refresh_token")
+    return token

@@ -1,0 +1,57 @@
+"""OpenAPI pieces: the bearer scheme of AccessTokenAuthentication, security requirements and error responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
+from drf_spectacular.utils import OpenApiResponse
+
+from gateway.api.serializers import ErrorSerializer
+
+BEARER = "bearerAuth"
+REFRESH_COOKIE = "refreshCookie"
+CSRF_HEADER = "csrfHeader"
+
+
+def security(*schemes: str) -> Any:
+    """One OpenAPI security requirement needing all `schemes` (typed Any: the stub says list of names, but
+    drf-spectacular copies the value verbatim into `security`, which OpenAPI defines as requirement objects)."""
+    return [{name: [] for name in schemes}] if schemes else []
+
+
+PUBLIC = security()
+BEARER_ONLY = security(BEARER)
+BEARER_AND_CSRF = security(BEARER, CSRF_HEADER)
+REFRESH_AND_CSRF = security(REFRESH_COOKIE, CSRF_HEADER)
+
+_DESCRIPTIONS = {
+    400: "Invalid input (validation errors list each field under `fields`).",
+    401: "Missing, invalid or expired credentials.",
+    403: "Authenticated but not allowed (role, permission matrix or CSRF).",
+    404: "Unknown resource.",
+    409: "Conflict (for example a username already taken).",
+    429: "Throttled; see the Retry-After header.",
+    502: "A service answered something the gateway could not read.",
+    503: "A service (or the session store) is unavailable.",
+    504: "A service did not answer in time.",
+}
+
+
+def errors(*statuses: int) -> dict[int, Any]:
+    """Error responses of an operation; 503 and 504 apply to every forwarded request."""
+    return {
+        status: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[status]) for status in (*statuses, 503, 504)
+    }
+
+
+class AccessTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "gateway.api.authentication.AccessTokenAuthentication"
+    name = BEARER
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        scheme = "Bearer"  # the HTTP auth scheme's name, not a secret
+        return build_bearer_security_scheme_object(
+            header_name="Authorization", token_prefix=scheme, bearer_format="JWT"
+        )

@@ -1,0 +1,243 @@
+"""Shape of every request body and query (SPEC §2); unknown properties are refused. Policy checks live in the services."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+
+from common.contracts.events import ROLES
+from gateway.api.ops import LOG_LEVELS, SERVICES
+
+NAME_PATTERN = re.compile(r"^[^\W\d_]+(?: +[^\W\d_]+)*$")
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
+CODE_PATTERN = re.compile(r"^\d{6}$")
+# Recovery tokens and session ids are opaque to the gateway: printable ASCII, no blanks, bounded.
+TOKEN_PATTERN = re.compile(r"^[\x21-\x7e]+$")
+SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+MAX_PASSWORD = 128
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses properties it does not declare (the original's whitelist + forbidNonWhitelisted)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown: dict[str, list[str]] = {}
+        if isinstance(data, Mapping):
+            unknown = {str(name): [f"property {name} should not exist"] for name in data if name not in self.fields}
+        try:
+            value = super().to_internal_value(data)
+        except ValidationError as exc:
+            detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+            raise ValidationError({**detail, **unknown}) from None
+        if unknown:
+            raise ValidationError(unknown)
+        return value
+
+
+def name_field(**kwargs: Any) -> serializers.RegexField:
+    return serializers.RegexField(
+        NAME_PATTERN,
+        min_length=4,
+        max_length=40,
+        error_messages={"invalid": "name must contain only letters and spaces"},
+        **kwargs,
+    )
+
+
+def username_field(**kwargs: Any) -> serializers.RegexField:
+    return serializers.RegexField(
+        USERNAME_PATTERN,
+        min_length=4,
+        max_length=40,
+        error_messages={"invalid": "username must contain only letters and numbers"},
+        **kwargs,
+    )
+
+
+def password_field(**kwargs: Any) -> serializers.CharField:
+    # Never trimmed: blanks are part of a password. The full policy is the auth service's.
+    return serializers.CharField(
+        max_length=MAX_PASSWORD, trim_whitespace=False, style={"input_type": "password"}, **kwargs
+    )
+
+
+def roles_field(**kwargs: Any) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=ROLES), allow_empty=False, max_length=len(ROLES), **kwargs
+    )
+
+
+class SignupSerializer(StrictSerializer):
+    name = name_field()
+    username = username_field()
+    email = serializers.EmailField(max_length=254)
+    password = password_field()
+
+
+class VerifyAccountSerializer(StrictSerializer):
+    email = serializers.EmailField(max_length=254)
+    code = serializers.RegexField(CODE_PATTERN, error_messages={"invalid": "code must be 6 digits"})
+
+
+class EmailSerializer(StrictSerializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class LoginSerializer(StrictSerializer):
+    slug = serializers.CharField(max_length=254, help_text="E-mail if it contains '@', else username.")
+    password = password_field()
+
+
+class SlugSerializer(StrictSerializer):
+    slug = serializers.CharField(max_length=254)
+
+
+class ResetPasswordSerializer(StrictSerializer):
+    recoveryToken = serializers.RegexField(TOKEN_PATTERN, max_length=1024)
+    password = password_field()
+
+
+class EmptySerializer(StrictSerializer):
+    """Routes without a body still refuse one with properties."""
+
+
+class LogoutQuerySerializer(StrictSerializer):
+    all = serializers.BooleanField(default=False, help_text="End every session of the user.")
+
+
+class DenyAccessSerializer(StrictSerializer):
+    userId = serializers.UUIDField()
+
+
+class UserListQuerySerializer(StrictSerializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
+    offset = serializers.IntegerField(min_value=0, default=0)
+    active = serializers.BooleanField(required=False)
+    verified = serializers.BooleanField(required=False)
+
+
+class UserCreateSerializer(SignupSerializer):
+    roles = roles_field()
+
+
+class UserUpdateSerializer(StrictSerializer):
+    name = name_field(required=False)
+    username = username_field(required=False)
+    email = serializers.EmailField(max_length=254, required=False)
+    roles = roles_field(required=False)
+    password = password_field(required=False)
+    oldPassword = password_field(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise ValidationError("Nothing to update")
+        return attrs
+
+
+class LogLevelQuerySerializer(StrictSerializer):
+    service = serializers.ChoiceField(choices=SERVICES)
+
+
+class LogLevelSerializer(StrictSerializer):
+    service = serializers.ChoiceField(choices=SERVICES)
+    level = serializers.CharField(max_length=16)
+
+    def validate_level(self, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValidationError(f"level must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """Validate `data` or raise the 400 envelope with per-field messages."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def path_uuid(value: str, *, field: str = "id") -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValidationError({field: ["Must be a valid UUID."]}) from None
+
+
+def path_session_id(value: str) -> str:
+    if not SESSION_ID_PATTERN.match(value):
+        raise ValidationError({"sid": ["Not a valid session id."]})
+    return value
+
+
+# --- response shapes, for the OpenAPI document only ------------------------------------------------------------
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+class MessageField(serializers.Field):
+    """A message, or a list of them for validation errors."""
+
+
+class ErrorSerializer(serializers.Serializer):
+    statusCode = serializers.IntegerField()
+    error = serializers.CharField()
+    message = MessageField()
+    code = serializers.CharField(required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Added here because a class attribute named `fields` would shadow Serializer.fields.
+        fields = super().get_fields()
+        fields["fields"] = serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()), required=False
+        )
+        return fields
+
+
+class AccessTokenSerializer(serializers.Serializer):
+    accessToken = serializers.CharField()
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    username = serializers.CharField()
+    email = serializers.EmailField()
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLES))
+    verifiedAccount = serializers.BooleanField()
+    active = serializers.BooleanField()
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+
+
+class UserPageSerializer(serializers.Serializer):
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    total = serializers.IntegerField()
+    results = UserSerializer(many=True)
+
+
+class SessionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    device = serializers.CharField(allow_null=True)
+    ip = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    lastUsedAt = serializers.DateTimeField()
+    current = serializers.BooleanField()
+
+
+class LogLevelReplySerializer(serializers.Serializer):
+    service = serializers.ChoiceField(choices=SERVICES)
+    level = serializers.ChoiceField(choices=LOG_LEVELS)
+
+
+class SeedReplySerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+
+
+class JwksSerializer(serializers.Serializer):
+    keys = serializers.ListField(child=serializers.DictField())
