@@ -15,7 +15,7 @@ $(STAMP): $(REQS)
 
 ## make run: start PostgreSQL, Redis and NATS (embedded unless *_URL is set), migrate, seed, start every process.
 run: $(STAMP)
-	@$(PY) -m common.devstack run
+	@SCALE=$(or $(SCALE),1) $(PY) -m common.devstack run
 
 ## make test: the same servers (test profile: own data dir and ports), then checks and every test suite.
 test: $(STAMP)

@@ -27,7 +27,9 @@ def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
         "DEBUG": debug,
         "SECRET_KEY": env("SECRET_KEY", "dev-insecure-secret-key-change-me-0123456789abcdef"),
         "ALLOWED_HOSTS": env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"]),
-        "DATABASES": {"default": database_settings(service_database_url(service), conn_max_age=env_int("DB_CONN_MAX_AGE", 600))},
+        "DATABASES": {
+            "default": database_settings(service_database_url(service), conn_max_age=env_int("DB_CONN_MAX_AGE", 600))
+        },
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "USE_TZ": True,
         "TIME_ZONE": "UTC",
@@ -40,7 +42,11 @@ def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
             "default": {
                 "BACKEND": "django_redis.cache.RedisCache",
                 "LOCATION": redis_url,
-                "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+                "OPTIONS": {
+                    "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                    "SOCKET_CONNECT_TIMEOUT": 2,
+                    "SOCKET_TIMEOUT": 2,
+                },
                 "KEY_PREFIX": service,
             }
         },

@@ -32,6 +32,17 @@ AUTH = Service("auth", "manage_auth.py", "auth_service.settings.dev", PORT_BASE 
 MAIN = Service("main", "manage_main.py", "main_api.settings.dev", PORT_BASE + 2)
 SERVICES = (GATEWAY, AUTH, MAIN)
 HOST = os.environ.get("RUN_HOST", "127.0.0.1")
+# SCALE=N starts N instances of every gateway, bridge and Celery worker (beat stays single).
+SCALE = max(1, int(os.environ.get("SCALE", "1") or "1"))
+
+
+def instance_name(base: str, index: int) -> str:
+    return base if index == 0 else f"{base}-{index + 1}"
+
+
+def gateway_ports() -> list[int]:
+    """The first gateway keeps its port; extra instances listen on PORT_BASE+10, +11, ..."""
+    return [GATEWAY.port] + [PORT_BASE + 10 + i for i in range(SCALE - 1)]
 
 
 def _env(stack: StackEnv, service: Service) -> dict[str, str]:
@@ -102,42 +113,36 @@ def _parallel(jobs: list[tuple[Service, tuple[str, ...]]], stack: StackEnv) -> N
         raise SystemExit(f"set-up failed: {', '.join(failed)}")
 
 
+def _granian(module: str, port: int, workers: str, static_dir: Path) -> list[str]:
+    return [
+        str(BIN / "granian"),
+        "--interface", "wsgi", f"{module}.wsgi:application",
+        "--host", HOST, "--port", str(port),
+        "--workers", workers,
+        "--blocking-threads", "4",
+        "--static-path-route", "/static",
+        "--static-path-mount", str(static_dir),
+        "--no-ws",
+    ]  # fmt: skip
+
+
+MODULES = {"gateway": "gateway", "auth": "auth_service", "main": "main_api"}
+
+
 def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
-    granian = str(BIN / "granian")
     for service in SERVICES:
-        static_dir = ROOT / "var" / "static" / service.name
-        supervisor.start(
-            f"{service.name}-http",
-            [
-                granian,
-                "--interface",
-                "wsgi",
-                f"{'auth_service' if service is AUTH else 'main_api' if service is MAIN else 'gateway'}.wsgi:application",
-                "--host",
-                HOST,
-                "--port",
-                str(service.port),
-                "--workers",
-                os.environ.get(f"{service.name.upper()}_WORKERS", "1"),
-                "--blocking-threads",
-                "4",
-                "--static-path-route",
-                "/static",
-                "--static-path-mount",
-                str(static_dir),
-                "--no-ws",
-            ],
-            _env(stack, service),
-            ROOT,
-        )
-    for service in (AUTH, MAIN):
-        supervisor.start(
-            f"{service.name}-bridge", [sys.executable, service.manage, "nats_bridge"], _env(stack, service), ROOT
-        )
+        ports = gateway_ports() if service is GATEWAY else [service.port]
+        workers = os.environ.get(f"{service.name.upper()}_WORKERS", "1")
+        for index, port in enumerate(ports):
+            argv = _granian(MODULES[service.name], port, workers, ROOT / "var" / "static" / service.name)
+            supervisor.start(instance_name(f"{service.name}-http", index), argv, _env(stack, service), ROOT)
     celery = str(BIN / "celery")
-    supervisor.start(
-        "auth-worker",
-        [
+    for index in range(SCALE):
+        for service in (AUTH, MAIN):
+            name = instance_name(f"{service.name}-bridge", index)
+            supervisor.start(name, [sys.executable, service.manage, "nats_bridge"], _env(stack, service), ROOT)
+        worker = instance_name("auth-worker", index)
+        argv = [
             celery,
             "-A",
             "auth_service",
@@ -149,35 +154,33 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
             "-l",
             "info",
             "-n",
-            "auth-worker@%h",
-        ],
-        _env(stack, AUTH),
-        ROOT,
-    )
+            f"{worker}@%h",
+        ]
+        supervisor.start(worker, argv, _env(stack, AUTH), ROOT)
+    beat_schedule = str(ROOT / "var" / "run" / "celerybeat-schedule")
     supervisor.start(
-        "auth-beat",
-        [celery, "-A", "auth_service", "beat", "-l", "info", "-s", str(ROOT / "var" / "run" / "celerybeat-schedule")],
-        _env(stack, AUTH),
-        ROOT,
+        "auth-beat", [celery, "-A", "auth_service", "beat", "-l", "info", "-s", beat_schedule], _env(stack, AUTH), ROOT
     )
 
 
 def wait_ready(timeout: float = 60.0) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     status: dict[str, int] = {}
-    for service in SERVICES:
-        url = f"http://{HOST}:{service.port}/readyz"
+    targets = [(GATEWAY.name if i == 0 else f"gateway-{i + 1}", p) for i, p in enumerate(gateway_ports())]
+    targets += [(AUTH.name, AUTH.port), (MAIN.name, MAIN.port)]
+    for name, port in targets:
+        url = f"http://{HOST}:{port}/readyz"
         while True:
             try:
                 with urllib.request.urlopen(url, timeout=3) as response:
-                    status[service.name] = response.status
+                    status[name] = response.status
                     break
             except urllib.error.HTTPError as exc:
-                status[service.name] = exc.code
+                status[name] = exc.code
             except (urllib.error.URLError, OSError):
-                status[service.name] = 0
+                status[name] = 0
             if time.monotonic() > deadline:
-                raise SystemExit(f"{service.name} is not ready at {url} (last status {status[service.name]})")
+                raise SystemExit(f"{name} is not ready at {url} (last status {status[name]})")
             time.sleep(0.3)
     return status
 
@@ -190,7 +193,8 @@ def banner(stack: StackEnv, started: float) -> str:
         "=" * 72,
         f"  authmesh is up ({time.perf_counter() - started:.1f}s)",
         "",
-        f"  API (gateway)        http://{HOST}:{GATEWAY.port}/api/",
+        f"  API (gateway)        http://{HOST}:{GATEWAY.port}/api/"
+        + (f"  (+{SCALE - 1} more on {', '.join(str(p) for p in gateway_ports()[1:])})" if SCALE > 1 else ""),
         f"  API docs             http://{HOST}:{GATEWAY.port}/api/docs/   schema: /api/schema/",
         f"  JWKS                 http://{HOST}:{GATEWAY.port}/.well-known/jwks.json",
         f"  auth service admin   http://{HOST}:{AUTH.port}/admin/",

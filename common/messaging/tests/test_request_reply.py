@@ -32,9 +32,8 @@ def test_void_reply_is_a_success_not_an_error(nats_client: NatsClient) -> None:
 
 
 def test_handler_error_comes_back_as_envelope(nats_client: NatsClient) -> None:
-    with bridge_in_thread(service="common"):
-        with pytest.raises(ServiceError) as info:
-            nats_client.request("test.conflict", {})
+    with bridge_in_thread(service="common"), pytest.raises(ServiceError) as info:
+        nats_client.request("test.conflict", {})
     assert info.value.status == 409
     assert info.value.to_body() == {
         "statusCode": 409,
@@ -46,17 +45,15 @@ def test_handler_error_comes_back_as_envelope(nats_client: NatsClient) -> None:
 
 
 def test_unexpected_handler_failure_is_500_without_internals(nats_client: NatsClient) -> None:
-    with bridge_in_thread(service="common"):
-        with pytest.raises(ServiceError) as info:
-            nats_client.request("test.crash", {})
+    with bridge_in_thread(service="common"), pytest.raises(ServiceError) as info:
+        nats_client.request("test.crash", {})
     assert info.value.status == 500
     assert "boom" not in str(info.value.message)
 
 
 def test_timeout_maps_to_504(nats_client: NatsClient) -> None:
-    with bridge_in_thread(service="common"):
-        with pytest.raises(GatewayTimeout) as info:
-            nats_client.request("test.slow", {"seconds": 1.0}, timeout=0.2)
+    with bridge_in_thread(service="common"), pytest.raises(GatewayTimeout) as info:
+        nats_client.request("test.slow", {"seconds": 1.0}, timeout=0.2)
     assert info.value.status == 504
 
 

@@ -1,4 +1,4 @@
-"""`manage_auth.py rotate_keys [--from-pem private.pem public.pem]`: rotate the signing keys or import PEM files."""
+"""`manage_auth.py rotate_keys [--if-missing | --from-pem private.pem public.pem]`: rotate the signing keys or import PEM files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from auth_service.accounts.services import signing_key_import_pem, signing_key_rotate
+from auth_service.accounts.services import signing_key_ensure_active, signing_key_import_pem, signing_key_rotate
 from common.contracts.errors import ServiceError
 
 
@@ -21,6 +21,11 @@ class Command(BaseCommand):
             metavar=("PRIVATE_PEM", "PUBLIC_PEM"),
             help="make this RSA key pair (the original's certs/private.pem and certs/public.pem) the active key",
         )
+        parser.add_argument(
+            "--if-missing",
+            action="store_true",
+            help="only make sure an active key exists (what a first start needs); rotate nothing otherwise",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["from_pem"]:
@@ -32,6 +37,10 @@ class Command(BaseCommand):
             except ServiceError as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(self.style.SUCCESS(f"Active signing key: {key.kid} (imported)"))
+            return
+        if options["if_missing"]:
+            key = signing_key_ensure_active()
+            self.stdout.write(self.style.SUCCESS(f"Active signing key: {key.kid}"))
             return
         key = signing_key_rotate()
         self.stdout.write(self.style.SUCCESS(f"Active signing key: {key.kid}"))
