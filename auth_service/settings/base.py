@@ -5,7 +5,14 @@ from datetime import timedelta
 from celery.schedules import crontab
 
 from common.conf.env import REPO_ROOT, env, env_bool, env_float, env_int
-from common.conf.settings import celery_settings, common_settings, drf_settings, token_settings
+from common.conf.settings import (
+    celery_settings,
+    common_settings,
+    drf_settings,
+    outbox_settings,
+    token_settings,
+    user_events_stream_settings,
+)
 
 globals().update(common_settings("auth", debug_default=False))
 globals().update(token_settings())
@@ -111,7 +118,8 @@ SEED_PASSWORD = env("SEED_PASSWORD", "Password123!")
 
 # Outbox relay: a nudge after every commit, plus beat as the safety net.
 OUTBOX_KICK = "auth_service.tasks.kick_relay"
-OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 500)
+globals().update(outbox_settings())
+globals().update(user_events_stream_settings())
 
 CELERY_BEAT_SCHEDULE = {
     "relay-outbox": {

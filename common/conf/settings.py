@@ -106,3 +106,27 @@ def token_settings() -> dict[str, Any]:
         "ACCESS_TOKEN_TTL_SECONDS": env_int("ACCESS_TOKEN_TTL_SECONDS", 15 * 60),
         "REFRESH_TOKEN_TTL_SECONDS": env_int("REFRESH_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
     }
+
+
+def user_events_stream_settings() -> dict[str, Any]:
+    """The identity-events stream, read the same way by its producer (auth) and its consumer (main_api).
+
+    Both may run `provision_streams`; identical settings keep them from overwriting each other's stream config.
+    """
+    return {
+        "USER_EVENTS_STREAM": env("USER_EVENTS_STREAM", "USERS"),
+        "USER_EVENTS_SUBJECT_PREFIX": env("USER_EVENTS_SUBJECT_PREFIX", "auth.user"),
+        "USER_EVENTS_MAX_AGE_SECONDS": env_float("USER_EVENTS_MAX_AGE_SECONDS", 30 * 24 * 3600.0),
+        "USER_EVENTS_DUPLICATE_WINDOW_SECONDS": env_float("USER_EVENTS_DUPLICATE_WINDOW_SECONDS", 120.0),
+    }
+
+
+def outbox_settings() -> dict[str, Any]:
+    """How the relay claims, publishes and retries outbox rows."""
+    return {
+        "OUTBOX_BATCH_SIZE": env_int("OUTBOX_BATCH_SIZE", 500),
+        "OUTBOX_LEASE_SECONDS": env_float("OUTBOX_LEASE_SECONDS", 30.0),
+        "OUTBOX_ACK_TIMEOUT_SECONDS": env_float("OUTBOX_ACK_TIMEOUT_SECONDS", 5.0),
+        "OUTBOX_RETRY_BASE_SECONDS": env_float("OUTBOX_RETRY_BASE_SECONDS", 1.0),
+        "OUTBOX_RETRY_MAX_SECONDS": env_float("OUTBOX_RETRY_MAX_SECONDS", 300.0),
+    }

@@ -1,7 +1,7 @@
 """main_api settings read from the environment."""
 
-from common.conf.env import env_bool, env_float, env_int
-from common.conf.settings import common_settings, drf_settings
+from common.conf.env import env, env_bool, env_float, env_int, env_list
+from common.conf.settings import common_settings, drf_settings, user_events_stream_settings
 
 globals().update(common_settings("main", debug_default=False))
 
@@ -12,6 +12,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "common.messaging",
     "common.inbox",
     "main_api.users",
@@ -52,8 +53,17 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 SESSION_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
 
-# JetStream consumer of identity events.
-USER_EVENTS_DURABLE = "main_api_users"
+# Identity events: the stream (created or updated by `provision_streams`; the auth service reads the same names)
+# and main_api's durable pull consumer of it. Tests give each run its own stream, prefix and durable.
+globals().update(user_events_stream_settings())
+USER_EVENTS_DURABLE = env("USER_EVENTS_DURABLE", "main_api_users")
 USER_EVENTS_MAX_DELIVER = env_int("USER_EVENTS_MAX_DELIVER", 5)
 USER_EVENTS_ACK_WAIT_SECONDS = env_float("USER_EVENTS_ACK_WAIT_SECONDS", 30.0)
+# Server-side redelivery of unacked messages (a consumer died holding them); unset: ack wait doubled per delivery.
+USER_EVENTS_BACKOFF_SECONDS = [float(v) for v in env_list("USER_EVENTS_BACKOFF_SECONDS")] or None
+USER_EVENTS_MAX_ACK_PENDING = env_int("USER_EVENTS_MAX_ACK_PENDING", 1000)
 USER_EVENTS_BATCH = env_int("USER_EVENTS_BATCH", 100)
+USER_EVENTS_FETCH_TIMEOUT_SECONDS = env_float("USER_EVENTS_FETCH_TIMEOUT_SECONDS", 1.0)
+# Delay before a failed message is delivered again: base doubled per delivery, capped.
+USER_EVENTS_RETRY_BASE_SECONDS = env_float("USER_EVENTS_RETRY_BASE_SECONDS", 1.0)
+USER_EVENTS_RETRY_MAX_SECONDS = env_float("USER_EVENTS_RETRY_MAX_SECONDS", 60.0)

@@ -5,4 +5,4 @@ import os
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("COOKIE_SECURE", "false")
 
-from main_api.settings.base import *  # noqa: E402,F403
+from main_api.settings.base import *

@@ -5,4 +5,4 @@ import os
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("LOG_JSON", "true")
 
-from main_api.settings.base import *  # noqa: E402,F403
+from main_api.settings.base import *
