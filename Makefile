@@ -29,12 +29,19 @@ check: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 ## Test suites, one pytest process per project (each has its own settings); needs the *_URL environment.
+## Every suite runs even when an earlier one fails; the exit status says whether all passed.
+SUITES := \
+	"-p no:django common/devstack/tests" \
+	"--ds=common.testing.settings --create-db common --ignore=common/devstack" \
+	"--ds=auth_service.settings.test --create-db auth_service" \
+	"--ds=main_api.settings.test --create-db main_api" \
+	"--ds=gateway.settings.test gateway"
 suites:
-	$(PY) -m pytest -p no:django common/devstack/tests
-	$(PY) -m pytest --ds=common.testing.settings --create-db common --ignore=common/devstack
-	$(PY) -m pytest --ds=auth_service.settings.test --create-db auth_service
-	$(PY) -m pytest --ds=main_api.settings.test --create-db main_api
-	$(PY) -m pytest --ds=gateway.settings.test gateway
+	@failed=""; for suite in $(SUITES); do \
+	  echo "== pytest $$suite"; \
+	  $(PY) -m pytest $$suite || failed="$$failed\n  $$suite"; \
+	done; \
+	if [ -n "$$failed" ]; then printf "failed suites:$$failed\n"; exit 1; fi; echo "all suites passed"
 
 ## Benchmarks (production-like settings); writes var/bench/latest.json.
 bench: $(STAMP)

@@ -23,7 +23,10 @@ os.environ.setdefault("GATEWAY_WORKERS", "2")
 os.environ.setdefault("MAIN_WORKERS", "1")
 os.environ.setdefault("AUTH_WORKERS", "1")
 # Throttles protect production; the benchmark measures throughput from one IP on purpose.
-os.environ.setdefault("THROTTLES_ENABLED", "false")
+os.environ.setdefault(
+    "THROTTLE_RATES",
+    "login.ip=100000000/10m,login.account=100000000/10m,signup.ip=100000000/10m,signup.account=100000000/10m",
+)
 
 from bench import cases
 from common.devstack.run import prepare, start_processes, wait_ready

@@ -28,13 +28,20 @@ def login_retry_after(key: str) -> int | None:
     return max(1, int(ttl)) if ttl and int(ttl) > 0 else 1
 
 
+# The window starts at the first failure and is never extended, so it always expires. A script rather than
+# EXPIRE NX, which needs Redis 7; this works on every Redis from 2.6 on.
+_RECORD_FAILURE = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or redis.call('TTL', KEYS[1]) < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
+
 def login_failure_record(key: str) -> None:
     r = get_redis_connection("default")
-    pipe = r.pipeline(transaction=True)
-    pipe.incr(key)
-    # NX: the window starts at the first failure and is never extended, so it always expires.
-    pipe.expire(key, int(settings.LOGIN_FAILURE_WINDOW_SECONDS), nx=True)
-    pipe.execute()
+    r.eval(_RECORD_FAILURE, 1, key, int(settings.LOGIN_FAILURE_WINDOW_SECONDS))
 
 
 def login_failures_reset(key: str) -> None:

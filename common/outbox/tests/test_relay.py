@@ -13,6 +13,7 @@ from io import StringIO
 
 import orjson
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
@@ -96,10 +97,9 @@ def test_two_relays_at_once_publish_every_row_exactly_once_and_in_order(stream: 
             connection.close()  # each thread had its own database connection
 
     # Two URLs for one server: two separate NATS connections, as two relay processes would have.
+    urls = (settings.NATS_URL, settings.NATS_URL.replace("127.0.0.1", "localhost"))
     with stream.wire_tap() as wire:
-        threads = [
-            threading.Thread(target=relay, args=(url,)) for url in ("nats://127.0.0.1:4222", "nats://localhost:4222")
-        ]
+        threads = [threading.Thread(target=relay, args=(url,)) for url in urls]
         for thread in threads:
             thread.start()
         for thread in threads:
