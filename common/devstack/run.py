@@ -159,7 +159,7 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
         supervisor.start(worker, argv, _env(stack, AUTH), ROOT)
     beat_schedule = str(ROOT / "var" / "run" / "celerybeat-schedule")
     supervisor.start(
-        "auth-beat", [celery, "-A", "auth_service", "beat", "-l", "info", "-s", beat_schedule], _env(stack, AUTH), ROOT
+        "auth-beat", [celery, "-A", "auth_service", "beat", "-l", "warning", "-s", beat_schedule], _env(stack, AUTH), ROOT
     )
 
 
