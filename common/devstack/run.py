@@ -152,7 +152,7 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
             "--concurrency",
             "4",
             "-l",
-            "info",
+            "warning",
             "-n",
             f"{worker}@%h",
         ]
