@@ -82,7 +82,9 @@ def _with_database(url: str, db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
-def stack_environment(*, nats_url: str, mail_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def stack_environment(
+    *, nats_url: str, mail_dir: Path, base: Mapping[str, str] | None = None, db_prefix: str = DB_NAME_PREFIX
+) -> dict[str, str]:
     """Environment of every stack process; the service picks its settings module per process."""
     env = dict(os.environ if base is None else base)
     # A service-specific URL or name would point a process away from the e2e_ databases.
@@ -96,7 +98,7 @@ def stack_environment(*, nats_url: str, mail_dir: Path, base: Mapping[str, str] 
             "DATABASE_URL": env.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres",
             "REDIS_URL": redis_url,
             "NATS_URL": nats_url,
-            "DB_NAME_PREFIX": DB_NAME_PREFIX,
+            "DB_NAME_PREFIX": db_prefix,
             "CELERY_BROKER_URL": env.get("E2E_CELERY_BROKER_URL") or _with_database(redis_url, DEFAULT_CELERY_DB),
             "CELERY_TASK_ALWAYS_EAGER": "false",
             "EMAIL_BACKEND": "auth_service.accounts.mail.DevMailBackend",
@@ -109,15 +111,15 @@ def stack_environment(*, nats_url: str, mail_dir: Path, base: Mapping[str, str] 
     return env
 
 
-def recreate_databases(server_url: str, names: list[str]) -> None:
+def recreate_databases(server_url: str, names: list[str], *, db_prefix: str = DB_NAME_PREFIX) -> None:
     """Drop (disconnecting leftovers of an earlier run) and create each database on the server."""
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(server_url, dbname="postgres", autocommit=True, connect_timeout=10) as conn:
         for name in names:
-            if not name.startswith(DB_NAME_PREFIX):
-                raise StackError(f"refusing to drop {name!r}: e2e databases start with {DB_NAME_PREFIX!r}")
+            if not db_prefix or not name.startswith(db_prefix):
+                raise StackError(f"refusing to drop {name!r}: stack databases start with a prefix ({db_prefix!r})")
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
@@ -250,9 +252,12 @@ def wait_until_healthy(nats_url: str, processes: list[StackProcess], timeout: fl
 
 
 @contextlib.contextmanager
-def running_stack(*, seed: bool = True) -> Iterator[RunningStack]:
-    """Fresh databases, migrations, streams, bridges and Celery; seeded; stopped (and checked) on exit."""
-    var_dir = REPO_ROOT / "var" / "e2e"
+def running_stack(*, seed: bool = True, db_prefix: str = DB_NAME_PREFIX, name: str = "e2e") -> Iterator[RunningStack]:
+    """Fresh databases, migrations, streams, bridges and Celery; seeded; stopped (and checked) on exit.
+
+    `db_prefix` and `name` keep concurrent stacks (e2e, fault and scale suites) on separate databases and dirs.
+    """
+    var_dir = REPO_ROOT / "var" / name
     var_dir.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="run-", dir=var_dir))
     log_dir = work_dir / "logs"
@@ -266,8 +271,8 @@ def running_stack(*, seed: bool = True) -> Iterator[RunningStack]:
         nats_url = os.environ.get("E2E_NATS_URL", "")
         if not nats_url:
             nats_url, nats_process = start_private_nats(work_dir, log_dir)
-        env = stack_environment(nats_url=nats_url, mail_dir=mail_dir)
-        recreate_databases(env["DATABASE_URL"], [f"{DB_NAME_PREFIX}{service}" for service in SERVICES])
+        env = stack_environment(nats_url=nats_url, mail_dir=mail_dir, db_prefix=db_prefix)
+        recreate_databases(env["DATABASE_URL"], [f"{db_prefix}{service}" for service in SERVICES], db_prefix=db_prefix)
         for service in SERVICES:
             run_manage(service, "migrate", "--no-input", env=env)
         _provision_streams(env)
