@@ -25,7 +25,8 @@ from common.conf.context import accept_request_id, request_id_var, user_id_var
 from common.conf.logging import current_log_level, set_service_log_level
 from common.contracts import subjects
 from common.contracts.envelope import REQUEST_ID_HEADER, Agent, Request, error_reply, ok_reply
-from common.contracts.errors import BadRequest, InternalError, ServiceError
+from common.contracts.errors import BadRequest, InternalError, ServiceError, ServiceUnavailable
+from common.messaging.client import server_urls
 from common.messaging.codec import dumps, loads
 
 log = logging.getLogger("common.bridge")
@@ -36,13 +37,12 @@ BackgroundTask = Callable[[NatsConnection, asyncio.Event, Executor], Coroutine[A
 
 def dispatch(handler: Handler, subject: str, raw: bytes, headers: Mapping[str, str] | None) -> bytes:
     """Decode one request, run its handler, and encode the reply envelope. Runs on a worker thread."""
-    from django.db import close_old_connections
+    from django.db import InterfaceError, OperationalError, connections
 
     started = time.perf_counter()
     rid_token = request_id_var.set(accept_request_id((headers or {}).get(REQUEST_ID_HEADER)))
     uid_token = user_id_var.set(None)
     status = 200
-    close_old_connections()
     try:
         try:
             body = loads(raw) if raw else {}
@@ -64,12 +64,20 @@ def dispatch(handler: Handler, subject: str, raw: bytes, headers: Mapping[str, s
     except ServiceError as err:
         status = err.status
         reply = error_reply(err)
+    except (OperationalError, InterfaceError) as exc:
+        # The database is down or the connection broke: the caller may retry, so 503 rather than 500. The
+        # thread's connection is dropped so the next message reconnects instead of failing on a dead socket.
+        status = 503
+        log.warning("database unavailable", extra={"subject": subject, "error": type(exc).__name__})
+        reply = error_reply(ServiceUnavailable("Database unavailable"))
+        for conn in connections.all(initialized_only=True):
+            conn.close_if_unusable_or_obsolete()
     except Exception:
         status = 500
         log.exception("handler failed", extra={"subject": subject})
         reply = error_reply(InternalError())
-    finally:
-        close_old_connections()
+    # No per-message close_old_connections(): each handler thread keeps one persistent connection (a health
+    # check per message would cost a round trip); a broken one is dropped above when it fails.
     log.info(
         "nats request",
         extra={"subject": subject, "status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
@@ -152,7 +160,7 @@ class Bridge:
 
     async def run(self) -> None:
         nc = await nats.connect(
-            self.nats_url,
+            server_urls(self.nats_url),
             name=f"{self.service}-bridge",
             allow_reconnect=True,
             max_reconnect_attempts=-1,

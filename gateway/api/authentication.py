@@ -101,6 +101,41 @@ def decode_access_token(
     return claims
 
 
+# Verified tokens, so a client's repeated requests pay for the RS256 signature check once. What is remembered
+# is bound to the exact key object, issuer and audience it was verified with (a refetched or withdrawn key, or
+# other settings, mean a full check again); exp/iat are checked against the clock and the session's liveness is
+# looked up on every request. Bounded; cleared whole when full.
+_VERIFIED_MAX = 4096
+_verified: dict[str, tuple[RSAPublicKey, str, str, str, dict[str, Any]]] = {}
+
+
+def verify_access_token(
+    token: str,
+    *,
+    key_for: KeyLookup,
+    issuer: str,
+    audience: str,
+    now: float,
+    leeway: float = 0,
+) -> dict[str, Any]:
+    """`decode_access_token`, remembering tokens whose signature was already verified."""
+    hit = _verified.get(token)
+    if hit is not None:
+        key, kid, hit_issuer, hit_audience, claims = hit
+        if key_for(kid) is key and hit_issuer == issuer and hit_audience == audience:
+            _check_claims(claims, now=now, leeway=leeway)
+            return claims
+        _verified.pop(token, None)
+    claims = decode_access_token(token, key_for=key_for, issuer=issuer, audience=audience, now=now, leeway=leeway)
+    verified_kid = str(jwt.get_unverified_header(token)["kid"])
+    verified_key = key_for(verified_kid)
+    if verified_key is not None:
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        _verified[token] = (verified_key, verified_kid, issuer, audience, claims)
+    return claims
+
+
 def _timestamp(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -149,7 +184,7 @@ class AccessTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed(REFUSED, code="invalid_token")
         try:
             token = parts[1].decode("ascii")
-            claims = decode_access_token(
+            claims = verify_access_token(
                 token,
                 key_for=get_jwks().key,
                 issuer=settings.JWT_ISSUER,
