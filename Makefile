@@ -45,7 +45,7 @@ suites:
 
 ## Benchmarks (production-like settings); writes var/bench/latest.json.
 bench: $(STAMP)
-	@$(PY) -m common.devstack exec --profile bench -- $(PY) -m bench
+	@$(PY) -m common.devstack exec --profile bench --db auth --db main -- $(PY) -m bench
 
 ## Stop the development servers left by an interrupted run.
 down: $(STAMP)
