@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -53,6 +54,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     headers: dict[str, str] = {}
     if isinstance(exc, ServiceError):
         return Response(exc.to_body(), status=exc.status, headers=exc.headers or None)
+    if isinstance(exc, RequestDataTooBig):
+        # Raised when a view first reads a body over DATA_UPLOAD_MAX_MEMORY_SIZE (unread: the limit is checked
+        # against Content-Length). Django would answer its generic 400 for this SuspiciousOperation.
+        return Response(envelope(413, "Request body too large", code="request_too_large"), status=413)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
