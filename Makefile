@@ -25,7 +25,7 @@ test: $(STAMP)
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy common gateway auth_service main_api
+	$(VENV)/bin/mypy common gateway auth_service main_api bench scale_tests
 	$(VENV)/bin/lint-imports
 
 ## Test suites, one pytest process per project (each has its own settings); needs the *_URL environment.
@@ -35,7 +35,8 @@ SUITES := \
 	"--ds=common.testing.settings --create-db common --ignore=common/devstack" \
 	"--ds=auth_service.settings.test --create-db auth_service" \
 	"--ds=main_api.settings.test --create-db main_api" \
-	"--ds=gateway.settings.test gateway"
+	"--ds=gateway.settings.test gateway" \
+	"--ds=gateway.settings.test scale_tests"
 suites:
 	@failed=""; for suite in $(SUITES); do \
 	  echo "== pytest $$suite"; \
