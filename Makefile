@@ -19,13 +19,14 @@ run: $(STAMP)
 
 ## make test: the same servers (test profile: own data dir and ports), then checks and every test suite.
 test: $(STAMP)
+	@bash scripts/ensure-browser.sh
 	@$(PY) -m common.devstack exec --profile test -- $(MAKE) --no-print-directory check suites
 
 ## Static checks: ruff, mypy, import contracts.
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy common gateway auth_service main_api bench scale_tests
+	$(VENV)/bin/mypy common gateway auth_service main_api bench scale_tests browser_tests
 	$(VENV)/bin/lint-imports
 
 ## Test suites, one pytest process per project (each has its own settings); needs the *_URL environment.
@@ -36,7 +37,8 @@ SUITES := \
 	"--ds=auth_service.settings.test --create-db auth_service" \
 	"--ds=main_api.settings.test --create-db main_api" \
 	"--ds=gateway.settings.test gateway" \
-	"--ds=gateway.settings.test scale_tests"
+	"--ds=gateway.settings.test scale_tests" \
+	"--ds=gateway.settings.test browser_tests"
 suites:
 	@failed=""; for suite in $(SUITES); do \
 	  echo "== pytest $$suite"; \

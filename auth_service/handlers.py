@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from typing import Any
 
 from auth_service.accounts import selectors, services
 from auth_service.accounts.snapshots import iso, user_public
+from auth_service.audit.context import client_context
 from common.contracts import subjects
 from common.contracts.envelope import Agent, Request
 from common.contracts.errors import Unauthorized, ValidationFailed
@@ -247,7 +249,19 @@ def handle_seed(request: Request) -> dict[str, bool]:
     return {"ok": True}
 
 
-HANDLERS: dict[str, Handler] = {
+def _in_client_context(handler: Handler) -> Handler:
+    """Run a handler with its caller's IP and user agent in context, where the security log finds them."""
+
+    @functools.wraps(handler)
+    def wrapped(request: Request) -> Any:
+        ip, user_agent = _client(request)
+        with client_context(ip=ip, user_agent=user_agent):
+            return handler(request)
+
+    return wrapped
+
+
+_HANDLERS: dict[str, Handler] = {
     subjects.AUTH_SIGNUP: handle_signup_user,
     subjects.AUTH_VERIFY_ACCOUNT: handle_verify_account,
     subjects.AUTH_RESEND_VERIFICATION: handle_resend_verification,
@@ -266,3 +280,4 @@ HANDLERS: dict[str, Handler] = {
     subjects.AUTH_USER_DELETE: handle_user_delete,
     subjects.AUTH_SEED: handle_seed,
 }
+HANDLERS: dict[str, Handler] = {subject: _in_client_context(handler) for subject, handler in _HANDLERS.items()}

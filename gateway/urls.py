@@ -7,5 +7,8 @@ urlpatterns = [
     path("", include("gateway.api.urls")),
 ]
 
+# Django's own errors too (a Host not in ALLOWED_HOSTS is a 400 raised before any view) leave in the envelope.
+handler400 = "common.api.exceptions.bad_request_view"
+handler403 = "common.api.exceptions.permission_denied_view"
 handler404 = "common.api.exceptions.not_found_view"
 handler500 = "common.api.exceptions.server_error_view"

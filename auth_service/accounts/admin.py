@@ -6,15 +6,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import model_ngettext
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from auth_service.accounts import selectors, services
 from auth_service.accounts.models import Role, SigningKey, User
 from auth_service.accounts.policies import (
     ACTION_CREATE,
-    ACTION_DEACTIVATE,
     ACTION_DELETE,
     ROLE_SYS_ADMIN,
     STAFF_ROLES,
@@ -89,6 +90,12 @@ class UserCreationForm(UserChangeForm):
         return cleaned
 
 
+class RolesForm(forms.Form):
+    """The intermediate page of the "change roles" action: the roles every selected user will hold."""
+
+    roles = forms.MultipleChoiceField(choices=ROLE_CHOICES, widget=forms.CheckboxSelectMultiple)
+
+
 class RoleListFilter(admin.SimpleListFilter):
     title = "role"
     parameter_name = "role"
@@ -110,7 +117,7 @@ class UserAdmin(admin.ModelAdmin):
     search_fields = ["email", "username", "name"]
     ordering = ["created_at", "id"]
     readonly_fields = ["id", "is_active", "is_verified", "version", "created_at", "updated_at"]
-    actions = ["deactivate_users", "reactivate_users", "end_sessions"]
+    actions = ["deactivate_users", "reactivate_users", "end_sessions", "change_roles", "resend_verification"]
 
     @admin.display(description="roles")
     def role_list(self, obj: User) -> str:
@@ -199,12 +206,56 @@ class UserAdmin(admin.ModelAdmin):
 
     @admin.action(description="End all sessions", permissions=["change"])
     def end_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        def end(user: User) -> None:
-            if refusal := _allowed(request.user, target=user, change={ACTION_DEACTIVATE}):
-                raise ServiceError(refusal, status=403)
-            services.session_end_all(user_id=str(user.pk))
+        agent_id = str(request.user.pk)
+        self._each(
+            request,
+            queryset,
+            lambda u: services.session_end_all(user_id=str(u.pk), agent_id=agent_id),
+            "Ended the sessions of",
+        )
 
-        self._each(request, queryset, end, "Ended the sessions of")
+    @admin.action(description="Change roles…", permissions=["change"])
+    def change_roles(self, request: HttpRequest, queryset: QuerySet[User]) -> TemplateResponse | None:
+        """Ask for the new roles on an intermediate page, then apply them through the API's own service."""
+        if "apply" in request.POST:
+            form = RolesForm(request.POST)
+            if form.is_valid():
+                roles = form.cleaned_data["roles"]
+                agent_id = str(request.user.pk)
+                self._each(
+                    request,
+                    queryset,
+                    lambda u: services.user_update(agent_id=agent_id, user_id=str(u.pk), changes={"roles": roles}),
+                    "Changed the roles of",
+                )
+                return None  # back to the list, with the messages
+        else:
+            shared = {tuple(sorted_roles(user.roles)) for user in queryset}
+            form = RolesForm(initial={"roles": list(shared.pop()) if len(shared) == 1 else []})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Change roles",
+            "subtitle": None,
+            "opts": self.opts,
+            "form": form,
+            "queryset": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/accounts/user/change_roles.html", context)
+
+    @admin.action(description="Resend the verification code", permissions=["change"])
+    def resend_verification(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        sent = 0
+        for user in queryset:
+            if services.verification_resend(email=user.email):
+                sent += 1
+            else:
+                self.message_user(request, f"{user.email}: not sent (already verified or inactive)", messages.WARNING)
+        if sent:
+            self.message_user(
+                request, f"Sent a new code to {sent} {model_ngettext(self.opts, sent)}.", messages.SUCCESS
+            )
 
 
 @admin.register(Role)
@@ -241,7 +292,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rotate the signing keys now (select any key)")
     def rotate(self, request: HttpRequest, queryset: QuerySet[SigningKey]) -> None:
-        key = services.signing_key_rotate()
+        key = services.signing_key_rotate(agent_id=str(request.user.pk))
         self.message_user(request, f"Rotated: {key.kid} is now active.", messages.SUCCESS)
 
 

@@ -86,11 +86,14 @@ from auth_service.accounts.tokens import (
     refresh_token_decode,
     refresh_token_encode,
 )
+from auth_service.audit.models import SecurityEvent
+from auth_service.audit.services import failure_recorded, security_event_record, security_events_purge
 from common.contracts import events
 from common.contracts.errors import (
     BadRequest,
     Conflict,
     NotFound,
+    ServiceError,
     TooManyRequests,
     Unauthorized,
     ValidationFailed,
@@ -98,6 +101,8 @@ from common.contracts.errors import (
 from common.outbox.services import outbox_append
 
 log = logging.getLogger(__name__)
+Kind = SecurityEvent.Kind
+FAILURE = SecurityEvent.Outcome.FAILURE
 
 INVALID_CREDENTIALS = "Invalid credentials"
 NOT_VERIFIED = "Account not verified: enter the code sent to your e-mail address"
@@ -329,17 +334,19 @@ def user_verify(*, email: str, code: str) -> None:
     log.info("account verified", extra={"target_user_id": str(user.id)})
 
 
-def verification_resend(*, email: str) -> None:
-    """Mail a new code to an unverified active account; says nothing about whether it exists."""
+def verification_resend(*, email: str) -> bool:
+    """Mail a new code to an unverified active account. The API says nothing about whether it exists; the admin
+    console reports the returned flag (whether a code went out)."""
     user = selectors.user_get_by_email(email)
     if user is None or user.is_verified or not user.is_active:
-        return
+        return False
     with transaction.atomic():
         locked = _lock_user(user.id)
         if locked is None or locked.is_verified or not locked.is_active:
-            return
+            return False
         code = _verification_code_issue(locked)
         _send_mail_after_commit(verification_mail(to=locked.email, name=locked.name, code=code))
+    return True
 
 
 # -- login and sessions ----------------------------------------------------------------------------------------
@@ -351,6 +358,7 @@ def user_authenticate(*, slug: str, password: str, ip: str | None, user_agent: s
     throttle_key = login_failure_key(user_id=str(user.id) if user else None, slug=slug)
     retry_after = login_retry_after(throttle_key)
     if retry_after is not None:
+        _login_failed(user=user, slug=slug, reason="throttled")
         raise TooManyRequests(TOO_MANY_LOGINS, headers={"Retry-After": str(retry_after)})
     if user is None:
         dummy_verify(password)
@@ -360,13 +368,65 @@ def user_authenticate(*, slug: str, password: str, ip: str | None, user_agent: s
     if user is None or not is_correct or not user.is_active:
         login_failure_record(throttle_key)
         log.info("login failed", extra={"target_user_id": str(user.id) if user else None})
+        # Every branch writes one event, so the log adds no timing difference between them.
+        reason = "unknown_account" if user is None else "bad_password" if not is_correct else "inactive"
+        _login_failed(user=user, slug=slug, reason=reason)
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.is_verified:
+        _login_failed(user=user, slug=slug, reason="unverified")
         raise BadRequest(NOT_VERIFIED)
     login_failures_reset(throttle_key)
     pair = _session_open(user=user, ip=ip, user_agent=user_agent)
+    security_event_record(kind=Kind.LOGIN, user_id=user.id, detail={"sid": pair.session_id})
     log.info("login succeeded", extra={"sid": pair.session_id})
     return pair
+
+
+def _login_failed(*, user: User | None, slug: str, reason: str, via: str | None = None) -> None:
+    # An unknown account is kept only as a keyed hash of what was typed (it may be a mistyped password).
+    security_event_record(
+        kind=Kind.LOGIN,
+        outcome=FAILURE,
+        user_id=user.id if user else None,
+        identifier=slug if user is None else None,
+        reason=reason,
+        detail={"via": via} if via else None,
+    )
+
+
+def admin_authenticate(*, email: str, password: str) -> User | None:
+    """The admin console's login: the API login's per-account failure budget and security log, staff only.
+
+    Returns None for every refusal (the admin shows one generic message); the log says which it was.
+    """
+    user = selectors.user_get_by_email(email)
+    throttle_key = login_failure_key(user_id=str(user.id) if user else None, slug=email)
+    if login_retry_after(throttle_key) is not None:
+        _login_failed(user=user, slug=email, reason="throttled", via="admin")
+        return None
+    if user is None:
+        dummy_verify(password)
+        is_correct = False
+    else:
+        is_correct = check_password(password, user.password, setter=partial(_password_rehash, user.pk))
+    if user is None:
+        reason = "unknown_account"
+    elif not is_correct:
+        reason = "bad_password"
+    elif not user.is_active:
+        reason = "inactive"
+    elif not user.is_staff:
+        reason = "not_staff"
+    else:
+        reason = ""
+    if user is None or reason:
+        login_failure_record(throttle_key)
+        _login_failed(user=user, slug=email, reason=reason, via="admin")
+        return None
+    login_failures_reset(throttle_key)
+    security_event_record(kind=Kind.LOGIN, user_id=user.id, detail={"via": "admin"})
+    log.info("admin login succeeded", extra={"target_user_id": str(user.id)})
+    return user
 
 
 def _password_rehash(user_id: uuid.UUID, raw_password: str) -> None:
@@ -397,14 +457,20 @@ def _token_pair(*, user: User, sid: str, check: str, expires_at: int, now: int) 
     return TokenPair(access_token=access, refresh_token=refresh, refresh_expires_at=expires_at, session_id=sid)
 
 
-def _refresh_claims(refresh_token: str) -> RefreshClaims:
+def _refresh_claims(refresh_token: str, *, kind: str) -> RefreshClaims:
     try:
         return refresh_token_decode(refresh_token)
     except InvalidRefreshToken:
+        security_event_record(kind=kind, outcome=FAILURE, reason="invalid_token")
         raise Unauthorized(INVALID_REFRESH) from None
 
 
-def _consume_refresh(claims: RefreshClaims, *, new_digest: str, ip: str | None) -> tuple[str, int]:
+def _refresh_refused(kind: str, claims: RefreshClaims, *, user_id: str, reason: str) -> Unauthorized:
+    security_event_record(kind=kind, outcome=FAILURE, user_id=user_id, reason=reason, detail={"sid": claims.sid})
+    return Unauthorized(INVALID_REFRESH)
+
+
+def _consume_refresh(claims: RefreshClaims, *, new_digest: str, ip: str | None, kind: str) -> tuple[str, int]:
     """Rotate the session's check; on reuse of an older token end the whole family. Returns (user id, family exp)."""
     grace = min(float(settings.REFRESH_REUSE_GRACE_SECONDS), MAX_REFRESH_GRACE_SECONDS)
     result = session_store_rotate(
@@ -413,52 +479,70 @@ def _consume_refresh(claims: RefreshClaims, *, new_digest: str, ip: str | None) 
     if result.outcome is Rotation.REUSED:
         session_store_delete(user_id=result.user_id, sid=claims.sid)
         log.warning("refresh token reuse detected", extra={"sid": claims.sid, "target_user_id": result.user_id})
-        raise Unauthorized(INVALID_REFRESH)
+        raise _refresh_refused(Kind.REFRESH_REUSE, claims, user_id=result.user_id, reason=kind)
     if result.outcome is Rotation.MISSING:
-        raise Unauthorized(INVALID_REFRESH)
+        raise _refresh_refused(kind, claims, user_id=claims.user_id, reason="session_ended")
     if result.user_id != claims.user_id:
         # Only possible with a forged token (leaked secret): end the session rather than trust either side.
         session_store_delete(user_id=result.user_id, sid=claims.sid)
         log.warning("refresh token subject does not match its session", extra={"sid": claims.sid})
-        raise Unauthorized(INVALID_REFRESH)
+        raise _refresh_refused(kind, claims, user_id=result.user_id, reason="subject_mismatch")
     return result.user_id, result.expires_at
 
 
 def session_rotate(*, refresh_token: str, ip: str | None, user_agent: str | None) -> TokenPair:
     """Exchange a refresh token for a new pair in the same family (same absolute expiry); reuse ends the family."""
-    claims = _refresh_claims(refresh_token)
+    claims = _refresh_claims(refresh_token, kind=Kind.REFRESH)
     check = new_token()
-    user_id, expires_at = _consume_refresh(claims, new_digest=token_digest(check), ip=ip)
+    user_id, expires_at = _consume_refresh(claims, new_digest=token_digest(check), ip=ip, kind=Kind.REFRESH)
     user = selectors.user_get(user_id)
     # Verification gates a new login only: a user who changed their e-mail keeps their sessions meanwhile.
     if user is None or not user.is_active:
         session_store_delete(user_id=user_id, sid=claims.sid)
-        raise Unauthorized(INVALID_REFRESH)
-    return _token_pair(user=user, sid=claims.sid, check=check, expires_at=expires_at, now=int(time.time()))
+        raise _refresh_refused(Kind.REFRESH, claims, user_id=user_id, reason="inactive")
+    pair = _token_pair(user=user, sid=claims.sid, check=check, expires_at=expires_at, now=int(time.time()))
+    security_event_record(kind=Kind.REFRESH, user_id=user.id, detail={"sid": claims.sid})
+    return pair
 
 
 def session_logout(*, refresh_token: str, all_sessions: bool) -> None:
     """End the token's session, or every session of its user; a reused token still ends its family, with a 401."""
-    claims = _refresh_claims(refresh_token)
+    claims = _refresh_claims(refresh_token, kind=Kind.LOGOUT)
     # Consuming the token (a rotation nobody receives) applies the same current/grace/reuse rules as a refresh.
-    user_id, _ = _consume_refresh(claims, new_digest=token_digest(new_token()), ip=None)
+    user_id, _ = _consume_refresh(claims, new_digest=token_digest(new_token()), ip=None, kind=Kind.LOGOUT)
     if all_sessions:
         session_store_delete_all(user_id)
     else:
         session_store_delete(user_id=user_id, sid=claims.sid)
+    security_event_record(kind=Kind.LOGOUT, user_id=user_id, detail={"sid": claims.sid, "all": all_sessions})
 
 
 def session_end(*, user_id: str, sid: str) -> None:
     """End one of the caller's own sessions (another user's sid is indistinguishable from an unknown one)."""
-    info = session_store_get(sid)
-    if info is None or info.user_id != user_id:
-        raise NotFound("Session not found")
-    session_store_delete(user_id=user_id, sid=sid)
+    detail = {"sid": sid[:128]}
+    with failure_recorded(Kind.SESSION_ENDED, user_id=user_id, actor_id=user_id, detail=detail):
+        info = session_store_get(sid)
+        if info is None or info.user_id != user_id:
+            raise NotFound("Session not found")
+        session_store_delete(user_id=user_id, sid=sid)
+    security_event_record(kind=Kind.SESSION_ENDED, user_id=user_id, actor_id=user_id, detail=detail)
 
 
-def session_end_all(*, user_id: str) -> int:
-    """End every session of a user (admin action, logout everywhere)."""
-    return session_store_delete_all(user_id)
+def session_end_all(*, user_id: str, agent_id: str | None = None) -> int:
+    """End every session of a user; an agent (admin console) needs the matrix's leave to deactivate that user."""
+    with failure_recorded(Kind.SESSION_ENDED, user_id=user_id, actor_id=agent_id, detail={"all": True}):
+        if agent_id is not None:
+            _authorize(
+                agent=_agent_load(agent_id),
+                target_id=user_id,
+                target=selectors.user_get(user_id),
+                change={ACTION_DEACTIVATE},
+            )
+        ended = session_store_delete_all(user_id)
+    security_event_record(
+        kind=Kind.SESSION_ENDED, user_id=user_id, actor_id=agent_id, detail={"all": True, "ended": ended}
+    )
+    return ended
 
 
 # -- recovery ---------------------------------------------------------------------------------------------------
@@ -469,6 +553,7 @@ def recovery_request(*, slug: str) -> None:
     started = time.monotonic()
     try:
         user = selectors.user_get_by_slug(slug)
+        issued = False
         if user is not None and user.is_active:
             with transaction.atomic():
                 locked = _lock_user(user.id)
@@ -482,6 +567,17 @@ def recovery_request(*, slug: str) -> None:
                         expires_at=timezone.now() + timedelta(seconds=int(settings.RECOVERY_TOKEN_TTL_SECONDS)),
                     )
                     _send_mail_after_commit(recovery_mail(to=locked.email, name=locked.name, token=token))
+                    security_event_record(kind=Kind.PASSWORD_RESET_REQUESTED, user_id=locked.id)
+                    issued = True
+        if not issued:
+            # Inside the timed section: both answers cost one insert, and the floor below hides the rest.
+            security_event_record(
+                kind=Kind.PASSWORD_RESET_REQUESTED,
+                outcome=FAILURE,
+                user_id=user.id if user else None,
+                identifier=slug if user is None else None,
+                reason="unknown_account" if user is None else "inactive",
+            )
     finally:
         # A database write and a broker round trip are measurable; a floor on the duration hides them.
         remaining = float(settings.RECOVERY_MIN_DURATION_SECONDS) - (time.monotonic() - started)
@@ -492,29 +588,38 @@ def recovery_request(*, slug: str) -> None:
 def password_reset(*, recovery_token: str, password: str) -> None:
     """Set a new password with a mailed token: single use, expiring; ends every session of the user."""
     if not recovery_token or len(recovery_token) > 256:
+        security_event_record(kind=Kind.PASSWORD_RESET, outcome=FAILURE, reason="invalid_token")
         raise BadRequest(INVALID_RECOVERY)
     digest = token_digest(recovery_token)
     record = RecoveryToken.objects.select_related("user").filter(token_hash=digest).first()
     if record is None or record.used_at is not None or record.expires_at <= timezone.now() or not record.user.is_active:
-        raise BadRequest(INVALID_RECOVERY)
-    # Checked before the token is consumed, so a weak password does not cost the user their token.
-    _raise_if_errors({"password": errors} if (errors := _password_errors(password, record.user)) else {})
-    encoded = make_password(password)
-    with transaction.atomic():
-        user = _lock_user(record.user_id)
-        token = (
-            RecoveryToken.objects.select_for_update()
-            .filter(pk=record.pk, used_at__isnull=True, expires_at__gt=timezone.now())
-            .first()
+        security_event_record(
+            kind=Kind.PASSWORD_RESET,
+            outcome=FAILURE,
+            user_id=record.user_id if record else None,
+            reason="invalid_token" if record is None else "spent_token",
         )
-        if user is None or token is None or not user.is_active:
-            raise BadRequest(INVALID_RECOVERY)
-        token.used_at = timezone.now()
-        token.save(update_fields=["used_at"])
-        RecoveryToken.objects.filter(user=user, used_at__isnull=True).delete()
-        user.password = encoded
-        _record_change(user, fields=["password"], event_types=[events.USER_PASSWORD_CHANGED])
-        _end_sessions_after_commit(user.id)
+        raise BadRequest(INVALID_RECOVERY)
+    with failure_recorded(Kind.PASSWORD_RESET, user_id=record.user_id):
+        # Checked before the token is consumed, so a weak password does not cost the user their token.
+        _raise_if_errors({"password": errors} if (errors := _password_errors(password, record.user)) else {})
+        encoded = make_password(password)
+        with transaction.atomic():
+            user = _lock_user(record.user_id)
+            token = (
+                RecoveryToken.objects.select_for_update()
+                .filter(pk=record.pk, used_at__isnull=True, expires_at__gt=timezone.now())
+                .first()
+            )
+            if user is None or token is None or not user.is_active:
+                raise BadRequest(INVALID_RECOVERY)
+            token.used_at = timezone.now()
+            token.save(update_fields=["used_at"])
+            RecoveryToken.objects.filter(user=user, used_at__isnull=True).delete()
+            user.password = encoded
+            _record_change(user, fields=["password"], event_types=[events.USER_PASSWORD_CHANGED])
+            _end_sessions_after_commit(user.id)
+            security_event_record(kind=Kind.PASSWORD_RESET, user_id=user.id)
     log.info("password reset", extra={"target_user_id": str(user.id)})
 
 
@@ -585,6 +690,17 @@ def user_create(*, agent_id: str, name: str, username: str, email: str, password
 
 def user_update(*, agent_id: str, user_id: str, changes: Mapping[str, Any], agent_sid: str | None = None) -> User:
     """Change name, username, email, roles or password under the permission matrix; one event per kind of change."""
+    try:
+        return _user_update(agent_id=agent_id, user_id=user_id, changes=changes, agent_sid=agent_sid)
+    except ServiceError as exc:
+        # A refused role or password change is what the security log is for; a refused rename is not.
+        for field, kind in ((FIELD_ROLES, Kind.ROLES_CHANGED), ("password", Kind.PASSWORD_CHANGED)):
+            if field in changes:
+                security_event_record(kind=kind, outcome=FAILURE, user_id=user_id, actor_id=agent_id, reason=exc.code)
+        raise
+
+
+def _user_update(*, agent_id: str, user_id: str, changes: Mapping[str, Any], agent_sid: str | None) -> User:
     writable = {"name", "username", "email", "password", FIELD_ROLES}
     change = {key for key in changes if key in writable}
     if "oldPassword" in changes and "password" not in changes:
@@ -612,6 +728,7 @@ def user_update(*, agent_id: str, user_id: str, changes: Mapping[str, Any], agen
         updated: list[str] = []
         event_types: list[str] = []
         old_email = target.email
+        old_roles = sorted_roles(target.roles)
         for field, value in (
             ("name", changes.get("name")),
             ("username", changes.get("username")),
@@ -626,7 +743,7 @@ def user_update(*, agent_id: str, user_id: str, changes: Mapping[str, Any], agen
             updated.append("is_verified")
         if updated:
             event_types.append(events.USER_UPDATED)
-        if new_roles is not None and new_roles != sorted_roles(target.roles):
+        if new_roles is not None and new_roles != old_roles:
             target.roles = new_roles
             updated.append("roles")
             event_types.append(events.USER_ROLES_CHANGED)
@@ -641,6 +758,15 @@ def user_update(*, agent_id: str, user_id: str, changes: Mapping[str, Any], agen
         try:
             with transaction.atomic():
                 _record_change(target, fields=updated, event_types=event_types)
+                if "roles" in updated:
+                    security_event_record(
+                        kind=Kind.ROLES_CHANGED,
+                        user_id=target.id,
+                        actor_id=agent.id,
+                        detail={"from": old_roles, "to": new_roles},
+                    )
+                if encoded_password is not None:
+                    security_event_record(kind=Kind.PASSWORD_CHANGED, user_id=target.id, actor_id=agent.id)
         except IntegrityError:
             raise Conflict("A user with this e-mail or username already exists") from None
         if "email" in updated:
@@ -678,8 +804,16 @@ def _new_password(
     return make_password(new)
 
 
+_ACTIVITY_KINDS = {
+    ACTION_DEACTIVATE: Kind.USER_DEACTIVATED,
+    ACTION_REACTIVATE: Kind.USER_REACTIVATED,
+    ACTION_DENY: Kind.ACCESS_DENIED,
+}
+
+
 def _set_active(*, agent_id: str, user_id: str, action: str, active: bool) -> User:
-    with transaction.atomic():
+    kind = _ACTIVITY_KINDS[action]
+    with failure_recorded(kind, user_id=user_id, actor_id=agent_id), transaction.atomic():
         agent = _agent_load(agent_id)
         target = _authorize(agent=agent, target_id=user_id, target=_lock_user(user_id), change={action})
         if target.is_active != active:
@@ -689,6 +823,7 @@ def _set_active(*, agent_id: str, user_id: str, action: str, active: bool) -> Us
         if not active:
             # Even when already inactive: whatever session exists must end now.
             _end_sessions_after_commit(target.id)
+        security_event_record(kind=kind, user_id=target.id, actor_id=agent.id)
     log.info("user activity changed", extra={"target_user_id": str(target.id), "action": action})
     return target
 
@@ -710,7 +845,7 @@ def access_deny(*, agent_id: str, user_id: str) -> None:
 
 def user_delete(*, agent_id: str, user_id: str) -> None:
     """A sys_admin deletes an account: its row, codes and tokens go, its sessions end, main_api drops it."""
-    with transaction.atomic():
+    with failure_recorded(Kind.USER_DELETED, user_id=user_id, actor_id=agent_id), transaction.atomic():
         agent = _agent_load(agent_id)
         target = _authorize(agent=agent, target_id=user_id, target=_lock_user(user_id), change={ACTION_DELETE})
         target_id = target.id
@@ -721,6 +856,7 @@ def user_delete(*, agent_id: str, user_id: str) -> None:
         )
         target.delete()
         _end_sessions_after_commit(target_id)
+        security_event_record(kind=Kind.USER_DELETED, user_id=target_id, actor_id=agent.id)
     log.info("user deleted", extra={"target_user_id": str(target_id)})
 
 
@@ -800,11 +936,12 @@ def signing_key_ensure_active() -> SigningKey:
             else:
                 active = _key_create(material or new_rsa_key(), state=SigningKey.State.ACTIVE, now=now)
             _ensure_next_key(now)
+            security_event_record(kind=Kind.KEY_ROTATED, reason="first_key", detail={"kid": active.kid})
             log.info("signing key activated", extra={"kid": active.kid})
         return active
 
 
-def signing_key_rotate(*, min_age: timedelta | None = None) -> SigningKey:
+def signing_key_rotate(*, min_age: timedelta | None = None, agent_id: str | None = None) -> SigningKey:
     """Promote `next` to active, retire the old active, publish a fresh `next`, drop long-retired keys."""
     # With `min_age` (the daily scheduled task) only an active key at least that old is rotated.
     with transaction.atomic():
@@ -834,6 +971,12 @@ def signing_key_rotate(*, min_age: timedelta | None = None) -> SigningKey:
         _ensure_next_key(now)
         _retired_keys_delete(now)
         transaction.on_commit(_forget_active_key)
+        security_event_record(
+            kind=Kind.KEY_ROTATED,
+            actor_id=agent_id,
+            reason="rotated",
+            detail={"kid": successor.kid, "retired_kid": active.kid if active else None},
+        )
     log.info("signing keys rotated", extra={"kid": successor.kid, "retired_kid": active.kid if active else None})
     return successor
 
@@ -861,6 +1004,7 @@ def signing_key_import_pem(*, private_pem: str, public_pem: str | None = None) -
             imported = _key_create(material, state=SigningKey.State.ACTIVE, now=now)
         _ensure_next_key(now)
         transaction.on_commit(_forget_active_key)
+        security_event_record(kind=Kind.KEY_ROTATED, reason="imported", detail={"kid": imported.kid})
     log.info("signing key imported", extra={"kid": imported.kid})
     return imported
 
@@ -876,14 +1020,19 @@ def jwks_get() -> dict[str, Any]:
 
 
 def expired_records_purge() -> dict[str, int]:
-    """Delete spent or expired codes and tokens and keys retired beyond their publication window."""
+    """Delete spent or expired codes and tokens, keys retired beyond their publication window, old security events."""
     now = timezone.now()
     codes, _ = VerificationCode.objects.filter(expires_at__lt=now).delete()
     used_codes, _ = VerificationCode.objects.filter(used_at__isnull=False).delete()
     tokens, _ = RecoveryToken.objects.filter(expires_at__lt=now).delete()
     used_tokens, _ = RecoveryToken.objects.filter(used_at__isnull=False).delete()
     keys = _retired_keys_delete(now)
-    return {"verification_codes": codes + used_codes, "recovery_tokens": tokens + used_tokens, "signing_keys": keys}
+    return {
+        "verification_codes": codes + used_codes,
+        "recovery_tokens": tokens + used_tokens,
+        "signing_keys": keys,
+        "security_events": security_events_purge(now=now),
+    }
 
 
 def roles_ensure() -> int:

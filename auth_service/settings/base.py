@@ -29,10 +29,12 @@ INSTALLED_APPS = [
     "common.messaging",
     "common.outbox",
     "auth_service.accounts",
+    "auth_service.audit",
 ]
 
 MIDDLEWARE = [
     "common.api.middleware.RequestContextMiddleware",
+    "auth_service.audit.middleware.ClientContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -46,6 +48,8 @@ ROOT_URLCONF = "auth_service.urls"
 WSGI_APPLICATION = "auth_service.wsgi.application"
 NATS_HANDLERS_MODULE = "auth_service.handlers"
 AUTH_USER_MODEL = "accounts.User"
+# Admin console logins share the API login's failure budget and security log.
+AUTHENTICATION_BACKENDS = ["auth_service.accounts.backends.AdminLoginBackend"]
 
 TEMPLATES = [
     {
@@ -68,6 +72,10 @@ REST_FRAMEWORK = drf_settings()
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 SESSION_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
+# Cookies ignore ports: on one development host (:8000-8002) each admin needs names of its own, or logging in to
+# one logs the browser out of the other.
+SESSION_COOKIE_NAME = "auth_sessionid"
+CSRF_COOKIE_NAME = "auth_csrftoken"
 
 # argon2id at OWASP's minimum (m=19 MiB, t=2, p=1); PBKDF2 kept only to verify legacy hashes.
 PASSWORD_HASHERS = [
@@ -112,6 +120,9 @@ EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Authmesh <no-reply@authmesh.local>")
+
+# Security log: events older than this are deleted by the hourly `purge_expired`.
+SECURITY_EVENT_RETENTION_DAYS = env_int("SECURITY_EVENT_RETENTION_DAYS", 90)
 
 # Seeded accounts' password (SPEC §5).
 SEED_PASSWORD = env("SEED_PASSWORD", "Password123!")

@@ -11,6 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.devstack.granian import granian_argv
 from common.devstack.servers import StackEnv
 from common.devstack.supervisor import Supervisor
 
@@ -113,28 +114,14 @@ def _parallel(jobs: list[tuple[Service, tuple[str, ...]]], stack: StackEnv) -> N
         raise SystemExit(f"set-up failed: {', '.join(failed)}")
 
 
-def _granian(module: str, port: int, workers: str, static_dir: Path) -> list[str]:
-    return [
-        str(BIN / "granian"),
-        "--interface", "wsgi", f"{module}.wsgi:application",
-        "--host", HOST, "--port", str(port),
-        "--workers", workers,
-        "--blocking-threads", "4",
-        "--static-path-route", "/static",
-        "--static-path-mount", str(static_dir),
-        "--no-ws",
-    ]  # fmt: skip
-
-
-MODULES = {"gateway": "gateway", "auth": "auth_service", "main": "main_api"}
-
-
 def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
     for service in SERVICES:
         ports = gateway_ports() if service is GATEWAY else [service.port]
         workers = os.environ.get(f"{service.name.upper()}_WORKERS", "1")
         for index, port in enumerate(ports):
-            argv = _granian(MODULES[service.name], port, workers, ROOT / "var" / "static" / service.name)
+            argv = granian_argv(
+                service.name, host=HOST, port=port, workers=workers, static_dir=ROOT / "var" / "static" / service.name
+            )
             supervisor.start(instance_name(f"{service.name}-http", index), argv, _env(stack, service), ROOT)
     celery = str(BIN / "celery")
     for index in range(SCALE):
@@ -159,7 +146,10 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
         supervisor.start(worker, argv, _env(stack, AUTH), ROOT)
     beat_schedule = str(ROOT / "var" / "run" / "celerybeat-schedule")
     supervisor.start(
-        "auth-beat", [celery, "-A", "auth_service", "beat", "-l", "warning", "-s", beat_schedule], _env(stack, AUTH), ROOT
+        "auth-beat",
+        [celery, "-A", "auth_service", "beat", "-l", "warning", "-s", beat_schedule],
+        _env(stack, AUTH),
+        ROOT,
     )
 
 
@@ -196,9 +186,10 @@ def banner(stack: StackEnv, started: float) -> str:
         f"  API (gateway)        http://{HOST}:{GATEWAY.port}/api/"
         + (f"  (+{SCALE - 1} more on {', '.join(str(p) for p in gateway_ports()[1:])})" if SCALE > 1 else ""),
         f"  API docs             http://{HOST}:{GATEWAY.port}/api/docs/   schema: /api/schema/",
+        f"  browsable API        http://{HOST}:{GATEWAY.port}/api/login   (log in there, then browse /api/user)",
         f"  JWKS                 http://{HOST}:{GATEWAY.port}/.well-known/jwks.json",
         f"  auth service admin   http://{HOST}:{AUTH.port}/admin/",
-        f"  main_api admin       http://{HOST}:{MAIN.port}/admin/",
+        f"  main_api admin       http://{HOST}:{MAIN.port}/admin/   (staff: manage_main.py createsuperuser)",
         f"  health               /healthz and /readyz on each of :{GATEWAY.port} :{AUTH.port} :{MAIN.port}",
         "",
         f"  seeded logins (password {password}):",

@@ -7,6 +7,9 @@ any other bridge or consumer on the same server (a developer's `make run`, anoth
 or consume this stack's requests and events. E2E_NATS_URL names an existing server to use instead,
 E2E_CELERY_BROKER_URL another broker, and E2E_KEEP=1 keeps var/e2e/run-*/ (logs, mail), which is otherwise
 removed unless the stack failed to start or to stop cleanly.
+
+With http=True the three HTTP servers (granian, as `make run` starts them) run too, on free ports, serving static
+files collected into the stack's own work dir; RunningStack.urls has their base URLs.
 """
 
 from __future__ import annotations
@@ -20,18 +23,23 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from common.devstack.granian import granian_argv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DB_NAME_PREFIX = "e2e_"
 SERVICES = ("auth", "main")
 # Deployed-style settings, configured by the environment below. The projects' test settings are made for
 # in-process tests (mail kept in memory, Celery tasks run inline), which a multi-process stack cannot use.
-SETTINGS = {"auth": "auth_service.settings.base", "main": "main_api.settings.base"}
-MANAGE = {"auth": "manage_auth.py", "main": "manage_main.py"}
+SETTINGS = {"auth": "auth_service.settings.base", "main": "main_api.settings.base", "gateway": "gateway.settings.base"}
+MANAGE = {"auth": "manage_auth.py", "main": "manage_main.py", "gateway": "manage_gateway.py"}
+HTTP_SERVICES = ("gateway", "auth", "main")
 # A Redis database of its own for the broker: a worker of another stack on the same Redis must not take our tasks.
 DEFAULT_CELERY_DB = 13
 STOP_TIMEOUT = 20.0
@@ -68,6 +76,8 @@ class RunningStack:
     work_dir: Path
     env: dict[str, str]
     processes: list[StackProcess] = field(default_factory=list)
+    # With http=True: "gateway", "auth", "main" → "http://127.0.0.1:<port>".
+    urls: dict[str, str] = field(default_factory=dict)
 
     def manage(self, service: str, *args: str, timeout: float = 120.0) -> str:
         """Run `manage_<service>.py <args>` against the stack's databases; returns its output."""
@@ -252,10 +262,13 @@ def wait_until_healthy(nats_url: str, processes: list[StackProcess], timeout: fl
 
 
 @contextlib.contextmanager
-def running_stack(*, seed: bool = True, db_prefix: str = DB_NAME_PREFIX, name: str = "e2e") -> Iterator[RunningStack]:
+def running_stack(
+    *, seed: bool = True, db_prefix: str = DB_NAME_PREFIX, name: str = "e2e", http: bool = False
+) -> Iterator[RunningStack]:
     """Fresh databases, migrations, streams, bridges and Celery; seeded; stopped (and checked) on exit.
 
-    `db_prefix` and `name` keep concurrent stacks (e2e, fault and scale suites) on separate databases and dirs.
+    `db_prefix` and `name` keep concurrent stacks (e2e, fault and scale suites) on separate databases and dirs;
+    `http` also starts the gateway's, the auth service's and main_api's HTTP servers.
     """
     var_dir = REPO_ROOT / "var" / name
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -276,6 +289,9 @@ def running_stack(*, seed: bool = True, db_prefix: str = DB_NAME_PREFIX, name: s
         for service in SERVICES:
             run_manage(service, "migrate", "--no-input", env=env)
         _provision_streams(env)
+        ports = {service: _free_port() for service in HTTP_SERVICES} if http else {}
+        if http:
+            _collect_static(env, work_dir)
         celery = [
             sys.executable, "-m", "celery", "-A", "auth_service", "worker", "-B",
             "--pool", "threads", "--concurrency", "4", "-l", "info", "--without-mingle", "--without-gossip",
@@ -287,10 +303,21 @@ def running_stack(*, seed: bool = True, db_prefix: str = DB_NAME_PREFIX, name: s
             ("auth-celery", "auth", celery),
         ):
             processes.append(start_process(name, argv, env=_service_env(service, env), log_dir=log_dir))
+        for service, port in ports.items():
+            argv = granian_argv(
+                service, host="127.0.0.1", port=port, workers="1", static_dir=_static_dir(work_dir, service)
+            )
+            processes.append(
+                start_process(f"{service}-http", argv, env=_http_env(service, env, work_dir), log_dir=log_dir)
+            )
         wait_until_healthy(nats_url, processes)
+        urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
+        wait_until_serving(urls, processes)
         if seed:
             run_manage("auth", "seed", env=env)
-        yield RunningStack(nats_url=nats_url, mail_dir=mail_dir, work_dir=work_dir, env=env, processes=processes)
+        yield RunningStack(
+            nats_url=nats_url, mail_dir=mail_dir, work_dir=work_dir, env=env, processes=processes, urls=urls
+        )
         failed = False
     finally:
         # The services first, while NATS is still there for them to drain to; then NATS.
@@ -305,6 +332,52 @@ def running_stack(*, seed: bool = True, db_prefix: str = DB_NAME_PREFIX, name: s
             f"stack processes did not stop cleanly on SIGTERM within {STOP_TIMEOUT:.0f} s; "
             f"killed: {', '.join(stuck) or 'none'}; non-zero exit: {', '.join(unclean) or 'none'}; logs in {log_dir}"
         )
+
+
+def _static_dir(work_dir: Path, service: str) -> Path:
+    return work_dir / "static" / service
+
+
+def _http_env(service: str, env: Mapping[str, str], work_dir: Path) -> dict[str, str]:
+    return {**env, "STATIC_ROOT": str(_static_dir(work_dir, service))}
+
+
+def _collect_static(env: Mapping[str, str], work_dir: Path) -> None:
+    """collectstatic of the three services side by side, into the work dir (never into a `make run`'s var/static)."""
+    with ThreadPoolExecutor(max_workers=len(HTTP_SERVICES)) as pool:
+        jobs = [
+            pool.submit(
+                run_manage, service, "collectstatic", "--no-input", "-v0", env=_http_env(service, env, work_dir)
+            )
+            for service in HTTP_SERVICES
+        ]
+        for job in jobs:
+            job.result()
+
+
+def wait_until_serving(urls: Mapping[str, str], processes: list[StackProcess], timeout: float = 60.0) -> None:
+    """Until GET /healthz answers 200 on every URL; a process that dies meanwhile fails at once."""
+    pending = dict(urls)
+    deadline = time.monotonic() + timeout
+    while pending:
+        for process in processes:
+            if not process.is_running():
+                raise StackError(f"{process.name} exited (code {process.popen.returncode}):\n{process.tail()}")
+        for service, url in sorted(pending.items()):
+            # Refused while starting, HTTPError (an OSError too) while not yet healthy: try again.
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as response,  # noqa: S310 - our own server
+            ):
+                if response.status == 200:
+                    del pending[service]
+        if pending and time.monotonic() > deadline:
+            tails = "\n\n".join(f"--- {p.name}\n{p.tail()}" for p in processes if p.name.endswith("-http"))
+            raise StackError(
+                f"no answer on {', '.join(sorted(pending.values()))}/healthz within {timeout:.0f} s\n{tails}"
+            )
+        if pending:
+            time.sleep(0.1)
 
 
 def _manage_argv(service: str, *args: str) -> list[str]:

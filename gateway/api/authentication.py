@@ -13,13 +13,16 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from django.conf import settings
 from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 
 from common.conf.context import user_id_var
 from common.contracts.errors import ServiceUnavailable
 from common.contracts.events import ROLES
 from common.contracts.sessions import session_key
+from gateway.api.cookies import ACCESS_COOKIE
+from gateway.api.csrf import CsrfProtected, request_passes_csrf
 from gateway.api.jwks import get_jwks
 
 log = logging.getLogger(__name__)
@@ -174,16 +177,30 @@ def session_is_live(sid: str) -> bool:
 
 
 class AccessTokenAuthentication(BaseAuthentication):
-    """`Authorization: Bearer <access token>`; no header means anonymous, a bad token means 401."""
+    """`Authorization: Bearer <access token>`; no header means anonymous, a bad token means 401.
+
+    Without any Authorization header, the browsable API's `access` cookie (BROWSABLE_API) is read instead and
+    passes exactly the same checks; a cookie-authenticated unsafe request must also pass the CSRF check, here.
+    """
 
     def authenticate(self, request: Request) -> tuple[GatewayUser, dict[str, Any]] | None:
-        parts = get_authorization_header(request).split()
+        header = get_authorization_header(request)
+        if not header:
+            return self._authenticate_cookie(request) if settings.BROWSABLE_API else None
+        parts = header.split()
         if not parts or parts[0].lower() != b"bearer":
             return None
         if len(parts) != 2:
             raise AuthenticationFailed(REFUSED, code="invalid_token")
         try:
             token = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            log.info("access token refused", extra={"reason": "not ascii"})
+            raise AuthenticationFailed(REFUSED, code="invalid_token") from None
+        return self._authenticate_token(token)
+
+    def _authenticate_token(self, token: str) -> tuple[GatewayUser, dict[str, Any]]:
+        try:
             claims = verify_access_token(
                 token,
                 key_for=get_jwks().key,
@@ -192,7 +209,7 @@ class AccessTokenAuthentication(BaseAuthentication):
                 now=clock(),
                 leeway=settings.JWT_LEEWAY_SECONDS,
             )
-        except (InvalidAccessToken, UnicodeDecodeError) as exc:
+        except InvalidAccessToken as exc:
             log.info("access token refused", extra={"reason": str(exc)})
             raise AuthenticationFailed(REFUSED, code="invalid_token") from None
         user = user_from_claims(claims)
@@ -201,6 +218,18 @@ class AccessTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed(REFUSED, code="invalid_token")
         user_id_var.set(user.id)
         return user, claims
+
+    def _authenticate_cookie(self, request: Request) -> tuple[GatewayUser, dict[str, Any]] | None:
+        token = request.COOKIES.get(ACCESS_COOKIE)
+        if not token:
+            return None
+        # A refused or revoked token in the cookie is a 401, as in a header (never a quiet fall back to anonymous).
+        authenticated = self._authenticate_token(token)
+        # A browser attaches the cookie to whatever it sends, so an unsafe request must also prove it comes from
+        # our own page (double submit): enforced here for every view, not only for those listing CsrfProtected.
+        if request.method not in SAFE_METHODS and not request_passes_csrf(request):
+            raise PermissionDenied(CsrfProtected.message, code=CsrfProtected.code)
+        return authenticated
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

@@ -1,4 +1,5 @@
-"""The refresh cookie (`Authentication`, signed, HttpOnly, path /api/auth) and the pair it forms with the CSRF cookie."""
+"""The refresh cookie (`Authentication`, signed, HttpOnly, path /api/auth), the CSRF cookie it comes with, and the
+browsable API's `access` cookie."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ REFRESH_COOKIE = "Authentication"
 # Sent only to the routes that use it: the refresh token never travels with ordinary API calls.
 REFRESH_COOKIE_PATH = "/api/auth"
 _SALT = "refresh"
+# The access token of a person using the browsable API (HttpOnly, never readable by the page's scripts). Only
+# AccessTokenAuthentication reads it, as a fallback when there is no Authorization header; see README.
+ACCESS_COOKIE = "access"
+ACCESS_COOKIE_PATH = "/api"
 
 
 def refresh_max_age(expires_at: Any, *, now: float | None = None) -> int:
@@ -55,18 +60,32 @@ def set_auth_cookies(response: HttpResponse, *, refresh_token: str, expires_at: 
     set_csrf_cookie(response, new_csrf_token(), max_age=max_age)
 
 
-def clear_auth_cookies(response: HttpResponse) -> None:
-    # Same path, SameSite and Secure as when set, or the browser keeps the old cookie.
+def set_access_cookie(response: HttpResponse, *, access_token: str) -> None:
+    """The access token as a cookie for the browsable API: it lives no longer than the token itself."""
     response.set_cookie(
-        REFRESH_COOKIE,
-        "",
-        max_age=0,
-        expires="Thu, 01 Jan 1970 00:00:00 GMT",
-        path=REFRESH_COOKIE_PATH,
+        ACCESS_COOKIE,
+        access_token,
+        max_age=int(settings.ACCESS_TOKEN_TTL_SECONDS),
+        path=ACCESS_COOKIE_PATH,
         secure=settings.COOKIE_SECURE,
         httponly=True,
         samesite="Strict",
     )
+
+
+def clear_auth_cookies(response: HttpResponse) -> None:
+    # Same path, SameSite and Secure as when set, or the browser keeps the old cookie.
+    for name, path in ((REFRESH_COOKIE, REFRESH_COOKIE_PATH), (ACCESS_COOKIE, ACCESS_COOKIE_PATH)):
+        response.set_cookie(
+            name,
+            "",
+            max_age=0,
+            expires="Thu, 01 Jan 1970 00:00:00 GMT",
+            path=path,
+            secure=settings.COOKIE_SECURE,
+            httponly=True,
+            samesite="Strict",
+        )
     clear_csrf_cookie(response)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiResponse
 
@@ -55,3 +55,19 @@ class AccessTokenScheme(OpenApiAuthenticationExtension):
         return build_bearer_security_scheme_object(
             header_name="Authorization", token_prefix=scheme, bearer_format="JWT"
         )
+
+
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """StrictSerializer refuses undeclared properties (400), so its schema says `additionalProperties: false`;
+    a serializer that needs at least `min_fields` properties (a PATCH with nothing to change) says so too."""
+
+    target_class = "gateway.api.serializers.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        min_fields = int(getattr(self.target, "min_fields", 0))
+        if min_fields:
+            schema["minProperties"] = min_fields
+        return schema

@@ -21,15 +21,27 @@ CODE_PATTERN = re.compile(r"^\d{6}$")
 TOKEN_PATTERN = re.compile(r"^[\x21-\x7e]+$")
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_PASSWORD = 128
+MAX_OFFSET = 2**31 - 1
 
 
 class StrictSerializer(serializers.Serializer):
-    """Refuses properties it does not declare (the original's whitelist + forbidNonWhitelisted)."""
+    """Refuses properties it does not declare (the original's whitelist + forbidNonWhitelisted), and values of
+    the wrong JSON type for text fields: DRF would turn `{"slug": 42}` into "42", which the schema says is invalid
+    (the original's class-validator refused it too)."""
 
     def to_internal_value(self, data: Any) -> Any:
         unknown: dict[str, list[str]] = {}
         if isinstance(data, Mapping):
             unknown = {str(name): [f"property {name} should not exist"] for name in data if name not in self.fields}
+            unknown.update(
+                {
+                    name: ["Not a valid string."]
+                    for name, field in self.fields.items()
+                    if isinstance(field, serializers.CharField | serializers.UUIDField)
+                    and data.get(name) is not None
+                    and not isinstance(data[name], str)
+                }
+            )
         try:
             value = super().to_internal_value(data)
         except ValidationError as exc:
@@ -67,6 +79,11 @@ def password_field(**kwargs: Any) -> serializers.CharField:
     )
 
 
+def slug_field(**kwargs: Any) -> serializers.RegexField:
+    # Blanks are trimmed, so a slug of blanks is empty (400): the pattern says "something besides blanks".
+    return serializers.RegexField(r"\S", max_length=254, **kwargs)
+
+
 def roles_field(**kwargs: Any) -> serializers.ListField:
     return serializers.ListField(
         child=serializers.ChoiceField(choices=ROLES), allow_empty=False, max_length=len(ROLES), **kwargs
@@ -90,12 +107,12 @@ class EmailSerializer(StrictSerializer):
 
 
 class LoginSerializer(StrictSerializer):
-    slug = serializers.CharField(max_length=254, help_text="E-mail if it contains '@', else username.")
+    slug = slug_field(help_text="E-mail if it contains '@', else username.")
     password = password_field()
 
 
 class SlugSerializer(StrictSerializer):
-    slug = serializers.CharField(max_length=254)
+    slug = slug_field()
 
 
 class ResetPasswordSerializer(StrictSerializer):
@@ -117,7 +134,8 @@ class DenyAccessSerializer(StrictSerializer):
 
 class UserListQuerySerializer(StrictSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    # Bounded: an unbounded integer would not even fit the NATS message's JSON (int64) to main_api.
+    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, default=0)
     active = serializers.BooleanField(required=False)
     verified = serializers.BooleanField(required=False)
 
@@ -127,6 +145,9 @@ class UserCreateSerializer(SignupSerializer):
 
 
 class UserUpdateSerializer(StrictSerializer):
+    # At least one change; the OpenAPI schema states it as minProperties (gateway/api/schema.py).
+    min_fields = 1
+
     name = name_field(required=False)
     username = username_field(required=False)
     email = serializers.EmailField(max_length=254, required=False)
@@ -135,7 +156,7 @@ class UserUpdateSerializer(StrictSerializer):
     oldPassword = password_field(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs:
+        if len(attrs) < self.min_fields:
             raise ValidationError("Nothing to update")
         return attrs
 
@@ -144,9 +165,14 @@ class LogLevelQuerySerializer(StrictSerializer):
     service = serializers.ChoiceField(choices=SERVICES)
 
 
+@extend_schema_field({"type": "string", "enum": list(LOG_LEVELS), "description": "Case-insensitive."})
+class LogLevelField(serializers.CharField):
+    """A level name; validated (and upper-cased) by LogLevelSerializer.validate_level."""
+
+
 class LogLevelSerializer(StrictSerializer):
     service = serializers.ChoiceField(choices=SERVICES)
-    level = serializers.CharField(max_length=16)
+    level = LogLevelField(max_length=16)
 
     def validate_level(self, value: str) -> str:
         level = value.strip().upper()

@@ -12,23 +12,27 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from common.contracts import subjects
 from common.contracts.errors import ServiceError
 from gateway.api import ops, schema
 from gateway.api import serializers as s
-from gateway.api.cookies import clear_auth_cookies, read_refresh_cookie, set_auth_cookies
+from gateway.api.cookies import clear_auth_cookies, read_refresh_cookie, set_access_cookie, set_auth_cookies
 from gateway.api.csrf import CsrfProtected
 from gateway.api.forwarding import agent_of, forward
 from gateway.api.jwks import get_jwks
 from gateway.api.permissions import IsAdmin, IsAuthenticated, IsSysAdmin, NotGuest
+from gateway.api.renderers import renders_html
 from gateway.api.throttles import IdentityThrottle
 
 Permissions = list[type[BasePermission]]
 EMPTY = OpenApiResponse(description="Empty body.")
 USER_ID = OpenApiParameter("user_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The user's id.")
-SESSION_ID = OpenApiParameter("sid", OpenApiTypes.STR, OpenApiParameter.PATH, description="A session id.")
+SESSION_ID = OpenApiParameter(
+    "sid", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=s.SESSION_ID_PATTERN.pattern, description="A session id."
+)
 
 
 # --- bases ---------------------------------------------------------------------------------------------------------
@@ -38,10 +42,18 @@ class GatewayView(APIView):
     """Per-method permissions and no caching of API answers."""
 
     permission_classes_by_method: ClassVar[dict[str, Permissions]] = {}
+    # The body of each method that takes one: the browsable API shows its fields as the form's JSON template.
+    # (The views validate with the same serializers; the OpenAPI document names them in extend_schema.)
+    form_serializers: ClassVar[dict[str, type[Serializer]]] = {}
 
     def get_permissions(self) -> Sequence[Any]:
         classes = self.permission_classes_by_method.get(self.request.method or "", self.permission_classes)
         return [permission() for permission in classes]
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Serializer:
+        """For the browsable API only: an unbound serializer of the current method's body (none: `{}`)."""
+        kwargs.pop("instance", None)
+        return self.form_serializers.get(self.request.method or "", s.EmptySerializer)(*args, **kwargs)
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -87,12 +99,18 @@ class RefreshCookieView(GatewayView):
         return response
 
 
-def token_response(reply: Any) -> Response:
-    """Login and refresh answer the access token in the body and the refresh token only as a cookie."""
+def token_response(request: Request, reply: Any) -> Response:
+    """Login and refresh answer the access token in the body and the refresh token only as a cookie.
+
+    A person using the browsable API (who asked for HTML) also gets the access token as an HttpOnly cookie, so
+    the pages that follow are authenticated without pasting a token anywhere.
+    """
     if not isinstance(reply, dict) or not reply.get("accessToken") or not reply.get("refreshToken"):
         raise ServiceError("Malformed reply from service", status=502, code="bad_reply")
     response = Response({"accessToken": reply["accessToken"]})
     set_auth_cookies(response, refresh_token=str(reply["refreshToken"]), expires_at=reply.get("refreshExpiresAt"))
+    if settings.BROWSABLE_API and renders_html(request):
+        set_access_cookie(response, access_token=str(reply["accessToken"]))
     return response
 
 
@@ -105,6 +123,7 @@ def cleared(response: Response) -> Response:
 
 
 class SignupView(PublicView):
+    form_serializers = {"POST": s.SignupSerializer}
     throttle_scope = "signup"
     throttle_account_field = "email"
 
@@ -122,6 +141,7 @@ class SignupView(PublicView):
 
 
 class VerifyAccountView(PublicView):
+    form_serializers = {"POST": s.VerifyAccountSerializer}
     throttle_scope = "verify-account"
     throttle_account_field = "email"
 
@@ -138,6 +158,7 @@ class VerifyAccountView(PublicView):
 
 
 class ResendVerificationView(PublicView):
+    form_serializers = {"POST": s.EmailSerializer}
     throttle_scope = "resend-verification"
     throttle_account_field = "email"
 
@@ -155,6 +176,7 @@ class ResendVerificationView(PublicView):
 
 
 class LoginView(PublicView):
+    form_serializers = {"POST": s.LoginSerializer}
     throttle_scope = "login"
     throttle_account_field = "slug"
 
@@ -167,10 +189,13 @@ class LoginView(PublicView):
         auth=schema.PUBLIC,
     )
     def post(self, request: Request) -> Response:
-        return token_response(forward(request, subjects.AUTH_LOGIN, s.validated(s.LoginSerializer, request.data)))
+        return token_response(
+            request, forward(request, subjects.AUTH_LOGIN, s.validated(s.LoginSerializer, request.data))
+        )
 
 
 class RecoverCredentialsView(PublicView):
+    form_serializers = {"POST": s.SlugSerializer}
     throttle_scope = "recover-credentials"
     throttle_account_field = "slug"
 
@@ -188,6 +213,7 @@ class RecoverCredentialsView(PublicView):
 
 
 class ResetPasswordView(PublicView):
+    form_serializers = {"POST": s.ResetPasswordSerializer}
     throttle_scope = "reset-password"
     throttle_account_field = "recoveryToken"
 
@@ -219,7 +245,7 @@ class RevalidateCredentialsView(RefreshCookieView):
     def post(self, request: Request) -> Response:
         s.validated(s.EmptySerializer, request.data)
         reply = forward(request, subjects.AUTH_REVALIDATE, {"refreshToken": read_refresh_cookie(request)})
-        return token_response(reply)
+        return token_response(request, reply)
 
 
 class LogoutView(RefreshCookieView):
@@ -268,6 +294,7 @@ class SessionDetailView(BearerView):
 
 class DenyAccessView(BearerView):
     permission_classes = [IsAuthenticated, CsrfProtected, IsSysAdmin]
+    form_serializers = {"POST": s.DenyAccessSerializer}
 
     @extend_schema(
         tags=["users"],
@@ -285,6 +312,7 @@ class DenyAccessView(BearerView):
 
 class UserCollectionView(BearerView):
     permission_classes_by_method = {"POST": [IsAuthenticated, CsrfProtected, IsAdmin]}
+    form_serializers = {"POST": s.UserCreateSerializer}
 
     @extend_schema(
         tags=["users"],
@@ -317,6 +345,7 @@ class UserDetailView(BearerView):
         "PATCH": [IsAuthenticated, CsrfProtected, NotGuest],
         "DELETE": [IsAuthenticated, CsrfProtected, IsSysAdmin],
     }
+    form_serializers = {"PATCH": s.UserUpdateSerializer}
 
     @extend_schema(
         tags=["users"],
@@ -376,6 +405,7 @@ class UserDeactivateView(BearerView):
 
 class LogLevelView(BearerView):
     permission_classes = [IsAuthenticated, CsrfProtected, IsSysAdmin]
+    form_serializers = {"POST": s.LogLevelSerializer}
 
     @extend_schema(
         tags=["admin"],

@@ -38,10 +38,12 @@ TEMPLATES = [
     }
 ]
 
-# orjson first (the fast path); the browsable API only in debug, for a human with a browser.
+# orjson first: the default and the fast path. The browsable API answers only a client that asks for text/html
+# (a person with a browser); BROWSABLE_API=false removes it, and with it the `access` cookie (README).
+BROWSABLE_API = env_bool("BROWSABLE_API", True)
 _RENDERERS = ["gateway.api.renderers.OrjsonRenderer"]
-if globals()["DEBUG"]:
-    _RENDERERS.append("rest_framework.renderers.BrowsableAPIRenderer")
+if BROWSABLE_API:
+    _RENDERERS.append("gateway.api.renderers.GatewayBrowsableAPIRenderer")
 
 REST_FRAMEWORK = drf_settings(
     DEFAULT_AUTHENTICATION_CLASSES=["gateway.api.authentication.AccessTokenAuthentication"],

@@ -52,6 +52,10 @@ REST_FRAMEWORK = drf_settings()
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 SESSION_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
+# Cookies ignore ports: on one development host (:8000-8002) each admin needs names of its own, or logging in to
+# one logs the browser out of the other.
+SESSION_COOKIE_NAME = "main_sessionid"
+CSRF_COOKIE_NAME = "main_csrftoken"
 
 # Identity events: the stream (created or updated by `provision_streams`; the auth service reads the same names)
 # and main_api's durable pull consumer of it. Tests give each run its own stream, prefix and durable.

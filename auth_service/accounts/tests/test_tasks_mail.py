@@ -157,7 +157,7 @@ def test_purge_expired_deletes_spent_and_expired_codes_and_tokens() -> None:
 
     call_command("purge_expired", stdout=output)
 
-    assert output.getvalue() == "verification_codes: 2, recovery_tokens: 1, signing_keys: 0\n"
+    assert output.getvalue() == "verification_codes: 2, recovery_tokens: 1, signing_keys: 0, security_events: 0\n"
     assert list(VerificationCode.objects.values_list("pk", flat=True)) == [kept_code.pk]
     assert list(RecoveryToken.objects.values_list("pk", flat=True)) == [kept_token.pk]
     assert User.objects.count() == 1

@@ -1,0 +1,22 @@
+"""The auth service's Django authentication backend: admin console logins go through the login service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.backends import ModelBackend
+from django.http import HttpRequest
+
+from auth_service.accounts import services
+from auth_service.accounts.models import User
+
+
+class AdminLoginBackend(ModelBackend):
+    """ModelBackend (sessions, active check) whose password check is `admin_authenticate`: throttled and logged."""
+
+    def authenticate(
+        self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> User | None:
+        if username is None or password is None:
+            return None
+        return services.admin_authenticate(email=username, password=password)

@@ -1,0 +1,93 @@
+"""Browser tests: the whole stack with its HTTP servers, and Debian's headless Chromium driven by Playwright.
+
+Run with `--ds=gateway.settings.test browser_tests` inside the test devstack (see the Makefile). Chromium comes from
+the distribution (scripts/ensure-browser.sh), never from `playwright install`; CHROMIUM_PATH overrides its path.
+A failed test leaves a screenshot of each open page under var/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from common.testing.stack import REPO_ROOT, RunningStack, run_manage, running_stack
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = REPO_ROOT / "var" / "screenshots"
+# Generous for a loaded CI machine; every wait is on a condition, so a passing run never waits this long.
+TIMEOUT_MS = 15_000
+# main_api's admin has its own staff accounts (its users table is the read model, not identities).
+OPERATOR = ("operator", "Operator-Pass-4821")
+_reports = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[RunningStack]:
+    """Fresh databases, bridges, Celery and the three HTTP servers, seeded; plus a staff account in main_api."""
+    with running_stack(http=True, db_prefix="browser_", name="browser") as running:
+        username, password = OPERATOR
+        run_manage(
+            "main",
+            "createsuperuser",
+            "--no-input",
+            "--username",
+            username,
+            "--email",
+            f"{username}@example.com",
+            env={**running.env, "DJANGO_SUPERUSER_PASSWORD": password},
+        )
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-browser.sh (or set CHROMIUM_PATH)", pytrace=False)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # Kept on the item, so the context fixture knows at teardown whether to take screenshots.
+    report = yield
+    item.stash.setdefault(_reports, {})[report.when] = report
+    return report
+
+
+@pytest.fixture
+def context(browser: Browser, request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
+    """One person's browser: one cookie jar for the gateway and both admins, as on a developer's machine."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context
+    reports = request.node.stash.get(_reports, {})
+    if any(report.failed for report in reports.values()):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+        for index, page in enumerate(context.pages):
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-{index}.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
