@@ -189,7 +189,7 @@ def banner(stack: StackEnv, started: float) -> str:
         f"  browsable API        http://{HOST}:{GATEWAY.port}/api/login   (log in there, then browse /api/user)",
         f"  JWKS                 http://{HOST}:{GATEWAY.port}/.well-known/jwks.json",
         f"  auth service admin   http://{HOST}:{AUTH.port}/admin/",
-        f"  main_api admin       http://{HOST}:{MAIN.port}/admin/   (staff: manage_main.py createsuperuser)",
+        f"  main_api admin       http://{HOST}:{MAIN.port}/admin/   (development staff login: sysadmin / {password})",
         f"  health               /healthz and /readyz on each of :{GATEWAY.port} :{AUTH.port} :{MAIN.port}",
         "",
         f"  seeded logins (password {password}):",

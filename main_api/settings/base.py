@@ -71,3 +71,8 @@ USER_EVENTS_FETCH_TIMEOUT_SECONDS = env_float("USER_EVENTS_FETCH_TIMEOUT_SECONDS
 # Delay before a failed message is delivered again: base doubled per delivery, capped.
 USER_EVENTS_RETRY_BASE_SECONDS = env_float("USER_EVENTS_RETRY_BASE_SECONDS", 1.0)
 USER_EVENTS_RETRY_MAX_SECONDS = env_float("USER_EVENTS_RETRY_MAX_SECONDS", 60.0)
+
+# A staff account for main_api's own admin, created by `seed` in development only (never changed once there).
+SEED_ADMIN_ACCOUNT = env_bool("SEED_ADMIN_ACCOUNT", globals()["DEBUG"])
+SEED_ADMIN_USERNAME = env("SEED_ADMIN_USERNAME", "sysadmin")
+SEED_PASSWORD = env("SEED_PASSWORD", "Password123!")

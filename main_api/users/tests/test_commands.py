@@ -40,6 +40,7 @@ def test_provision_streams_creates_the_stream_and_main_apis_consumer(event_strea
 def test_seed_creates_nothing_and_says_what_is_missing(event_stream: Sandbox) -> None:
     assert _run("seed") == [
         "users: nothing to seed; the read model is filled from the auth service's identity events",
+        "admin account: not seeded (SEED_ADMIN_ACCOUNT is off)",
         f"stream {event_stream.stream}: missing; run `manage_main.py provision_streams`",
     ]
     assert User.objects.count() == 0
@@ -51,8 +52,24 @@ def test_seed_reports_the_stream_and_consumer_once_provisioned(event_stream: San
     event_stream.provision()
     event_stream.publish_event(event_type="auth.user.registered", data={"id": "00000000-0000-0000-0000-000000000001"})
 
-    assert _run("seed")[1:] == [
+    assert _run("seed")[2:] == [
         f"stream {event_stream.stream}: present, 1 message(s)",
         f"consumer {event_stream.durable}: present, 1 pending, 0 in flight",
     ]
+    assert User.objects.count() == 0
+
+
+def test_seed_creates_the_development_admin_account_once_and_never_changes_it(event_stream: Sandbox) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import override_settings
+
+    with override_settings(SEED_ADMIN_ACCOUNT=True, SEED_ADMIN_USERNAME="devadmin", SEED_PASSWORD="Seeded-Pass-123!"):
+        assert _run("seed")[1] == "admin account devadmin: created"
+        account = get_user_model().objects.get(username="devadmin")
+        assert (account.is_staff, account.is_superuser) == (True, True)
+        assert account.check_password("Seeded-Pass-123!")
+        account.set_password("Changed-By-Operator-1!")
+        account.save()
+        assert _run("seed")[1] == "admin account devadmin: present (left as it is)"
+    assert get_user_model().objects.get(username="devadmin").check_password("Changed-By-Operator-1!")
     assert User.objects.count() == 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from nats.aio.client import Client as NatsConnection
 from nats.errors import Error as NatsError
@@ -19,6 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write("users: nothing to seed; the read model is filled from the auth service's identity events")
+        self.stdout.write(_seed_admin_account())
         client = get_client()
         try:
             lines = client.run(_status(client.connection()), timeout=15)
@@ -27,6 +30,18 @@ class Command(BaseCommand):
             return
         for line in lines:
             self.stdout.write(line)
+
+
+def _seed_admin_account() -> str:
+    """main_api's admin has its own staff accounts; development gets one (never changed once it exists)."""
+    if not settings.SEED_ADMIN_ACCOUNT:
+        return "admin account: not seeded (SEED_ADMIN_ACCOUNT is off)"
+    user_model = get_user_model()
+    username = settings.SEED_ADMIN_USERNAME
+    if user_model.objects.filter(username=username).exists():
+        return f"admin account {username}: present (left as it is)"
+    user_model.objects.create_superuser(username=username, email="sys-admin@test.com", password=settings.SEED_PASSWORD)
+    return f"admin account {username}: created"
 
 
 async def _status(nc: NatsConnection) -> list[str]:
