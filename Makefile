@@ -46,8 +46,10 @@ suites:
 	done; \
 	if [ -n "$$failed" ]; then printf "failed suites:$$failed\n"; exit 1; fi; echo "all suites passed"
 
-## Benchmarks (production-like settings); writes var/bench/latest.json.
+## Benchmarks (production-like settings) on fresh servers and the seeded data only; writes var/bench/latest.json.
 bench: $(STAMP)
+	@$(PY) -m common.devstack down --profile bench >/dev/null
+	@rm -rf var/bench/pg var/bench/redis var/bench/nats var/bench/sock
 	@$(PY) -m common.devstack exec --profile bench --db auth --db main -- $(PY) -m bench
 
 ## Stop the development servers left by an interrupted run.

@@ -12,11 +12,13 @@ from main_api.users.models import User
 PUBLIC_FIELDS = ("id", "name", "username", "email", "roles", "is_verified", "is_active", "created_at", "updated_at")
 
 
-# One round trip for a page and its total: the window count rides along on every row. Only an offset past the
-# end (no rows to carry it) costs a second query. Raw SQL because this is the hot read path: the ORM's query
-# compilation cost as much as the query itself.
+# One round trip for a page and its total. The count is an uncorrelated subquery (evaluated once), so the page
+# itself still walks the (created_at, id) index and stops after `limit` rows; a window count would sort every
+# matching row first. Only an offset past the end (no row to carry the total) costs a second query. Raw SQL
+# because this is the hot read path: the ORM's query compilation cost as much as the query itself.
 _LIST_SQL = """
-SELECT id, name, username, email, roles, is_verified, is_active, created_at, updated_at, count(*) OVER () AS total
+SELECT id, name, username, email, roles, is_verified, is_active, created_at, updated_at,
+       (SELECT count(*) FROM users_user WHERE is_deleted = false {filters}) AS total
 FROM users_user
 WHERE is_deleted = false {filters}
 ORDER BY created_at, id
@@ -39,7 +41,7 @@ def user_list(
         params.append(verified)
     filters = " ".join(clauses)
     with connection.cursor() as cursor:
-        cursor.execute(_LIST_SQL.format(filters=filters), [*params, limit, offset])
+        cursor.execute(_LIST_SQL.format(filters=filters), [*params, *params, limit, offset])
         fetched = cursor.fetchall()
         if not fetched:
             cursor.execute(_COUNT_SQL.format(filters=filters), params)
