@@ -26,7 +26,7 @@ test: $(STAMP)
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy common gateway auth_service main_api bench scale_tests browser_tests
+	$(VENV)/bin/mypy common gateway auth_service main_api bench scale_tests browser_tests verify
 	$(VENV)/bin/lint-imports
 
 ## Test suites, one pytest process per project (each has its own settings); needs the *_URL environment.
@@ -51,6 +51,10 @@ bench: $(STAMP)
 	@$(PY) -m common.devstack down --profile bench >/dev/null
 	@rm -rf var/bench/pg var/bench/redis var/bench/nats var/bench/sock
 	@$(PY) -m common.devstack exec --profile bench --db auth --db main -- $(PY) -m bench
+
+## Reliability and security proof: faults, fuzzing, soak, abuse, on servers of its own; writes var/verify/latest.json.
+verify: $(STAMP)
+	@$(PY) -m common.devstack exec --profile verify -- $(PY) -m verify
 
 ## Stop the development servers left by an interrupted run.
 down: $(STAMP)

@@ -30,7 +30,7 @@ from typing import ClassVar
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ("dev", "test", "bench")
+PROFILES = ("dev", "test", "bench", "verify")
 # The machine's own services live on these; a devstack server must never take them, even when they are down.
 RESERVED_PORTS = frozenset({5432, 6379, 4222, 8222})
 PG_SYSTEM_USER = "embedded_postgres"
