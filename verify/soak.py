@@ -18,7 +18,7 @@ CLIENTS = 8
 WARM_UP = 15.0
 SECONDS = 60.0
 SAMPLE_EVERY = 2.0
-# Compared: the mean RSS over the first and over the last window of the measured minute, so one sample caught
+# Compared: the mean over the first and over the last window of the measured minute, so one sample caught
 # mid-GC (or a backend forking) does not decide the verdict.
 WINDOW = 10.0
 MAX_GROWTH = 0.10
@@ -62,7 +62,7 @@ def run(system: System, checker: Checker, selected: Callable[[str], bool]) -> li
     if not selected(name):
         return []
     say(
-        f"soak: {WARM_UP:.0f} s warm-up, then {name} (reads, refreshes, logins); RSS sampled every {SAMPLE_EVERY:.0f} s"
+        f"soak: {WARM_UP:.0f} s warm-up, then {name} (reads, refreshes, logins); memory (RSS, USS) sampled every {SAMPLE_EVERY:.0f} s"
     )
     started = time.monotonic()
     row = Row(section="soak", name=name)

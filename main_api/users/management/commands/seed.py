@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User as StaffUser
 from django.core.management.base import BaseCommand
 from nats.aio.client import Client as NatsConnection
 from nats.errors import Error as NatsError
@@ -36,11 +36,10 @@ def _seed_admin_account() -> str:
     """main_api's admin has its own staff accounts; development gets one (never changed once it exists)."""
     if not settings.SEED_ADMIN_ACCOUNT:
         return "admin account: not seeded (SEED_ADMIN_ACCOUNT is off)"
-    user_model = get_user_model()
     username = settings.SEED_ADMIN_USERNAME
-    if user_model.objects.filter(username=username).exists():
+    if StaffUser.objects.filter(username=username).exists():
         return f"admin account {username}: present (left as it is)"
-    user_model.objects.create_superuser(username=username, email="sys-admin@test.com", password=settings.SEED_PASSWORD)
+    StaffUser.objects.create_superuser(username=username, email="sys-admin@test.com", password=settings.SEED_PASSWORD)
     return f"admin account {username}: created"
 
 
