@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import functools
@@ -206,7 +207,7 @@ def log_tail(path: Path, start: int = 0, lines: int = _LOG_TAIL_LINES) -> str:
 # --- the servers -------------------------------------------------------------------------------------------------
 
 
-class ManagedServer:
+class ManagedServer(abc.ABC):
     """One server process of a profile, tracked by a pid file in var/run/."""
 
     name: ClassVar[str]
@@ -245,9 +246,9 @@ class ManagedServer:
         """True when the server accepts work."""
         return port_answers(self.port)
 
+    @abc.abstractmethod
     def launch(self) -> None:
         """Start the server process; wait_ready() then waits for it to answer."""
-        raise NotImplementedError
 
     def wait_ready(self, deadline: float) -> None:
         while not self.probe():
