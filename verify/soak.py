@@ -22,6 +22,10 @@ SAMPLE_EVERY = 2.0
 # mid-GC (or a backend forking) does not decide the verdict.
 WINDOW = 10.0
 MAX_GROWTH = 0.10
+# ...and by more than this. A small server's private memory moves in steps of a megabyte or two with no trend at
+# all (NATS, ~8 MB: a Go heap growing toward its GC target; Redis, ~3 MB: pages shared with its AOF-rewrite
+# fork), where 10% is under one step. Every process of ours is over 40 MB, where the 10% bound is the stricter.
+NOISE_FLOOR = 4 * 1024 * 1024
 # Judged on the tree's USS (private memory): RSS summed over PostgreSQL's backends counts its shared buffers once
 # per backend, so it grows as each backend touches pages another already holds, which is no leak; and a single
 # process's RSS moves with shared pages as other programs come and go. Both are reported.
@@ -110,10 +114,11 @@ def run(system: System, checker: Checker, selected: Callable[[str], bool]) -> li
             numbers[f"{kind}_growth_pct"] = round((after - before) / before * 100, 1)
         memory[process] = numbers
         # The whole series, for telling a leak (a steady climb) from a step (a cache filling once).
-        numbers_series = [round(getattr(mem, JUDGED) / MB, 1) for _, mem in points]
-        row.details.setdefault("series_mb", {})[process] = numbers_series
+        series = [round(getattr(mem, JUDGED) / MB, 1) for _, mem in points]
+        row.details.setdefault("series_mb", {})[process] = series
         growth = numbers[f"{JUDGED}_growth_pct"] / 100
-        if growth >= MAX_GROWTH:
+        grown = (numbers[f"{JUDGED}_end_mb"] - numbers[f"{JUDGED}_start_mb"]) * MB
+        if growth >= MAX_GROWTH and grown >= NOISE_FLOOR:
             row.problems.append(
                 f"{process} {JUDGED.upper()} grew {growth:.0%} "
                 f"({numbers[f'{JUDGED}_start_mb']:.0f} → {numbers[f'{JUDGED}_end_mb']:.0f} MB)"
