@@ -5,35 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.test import override_settings
 
-from gateway.api.jwks import reset_jwks
+from gateway.api.tests.e2e import gateway_pointed_at
 from scale_tests.support import ScaledStack, gateway_servers, measurements, scaled_stack, write_report
-
-
-def _forget_nats_client() -> None:
-    # The process-wide client was made for another NATS_URL; the next get_client() connects to the stack's.
-    import common.messaging.client as client_module
-
-    if client_module._client is not None:
-        client_module._client.close()
-    client_module._client = None
 
 
 @pytest.fixture(scope="session")
 def scaled() -> Iterator[ScaledStack]:
     """Two of every bridge and worker on private NATS and fresh scale_ databases; this process is the gateway."""
-    with scaled_stack() as stack:
-        pointed = override_settings(NATS_URL=stack.stack.nats_url)
-        pointed.enable()
-        _forget_nats_client()
-        reset_jwks()
-        try:
-            yield stack
-        finally:
-            _forget_nats_client()
-            reset_jwks()
-            pointed.disable()
+    with scaled_stack() as stack, gateway_pointed_at(stack.stack.nats_url):
+        yield stack
 
 
 @pytest.fixture(scope="module")

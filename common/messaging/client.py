@@ -208,5 +208,14 @@ def get_client() -> NatsClient:
     return _client
 
 
+def reset_client() -> None:
+    """Close and forget the process-wide client, so the next get_client() connects to the current NATS_URL."""
+    global _client
+    with _client_lock:
+        if _client is not None:
+            _client.close()
+        _client = None
+
+
 def request(subject: str, data: Any = None, **kwargs: Any) -> Any:
     return get_client().request(subject, data, **kwargs)

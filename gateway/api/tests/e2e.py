@@ -5,16 +5,19 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
 from django.http import HttpRequest, HttpResponse
-from django.test import Client
+from django.test import Client, override_settings
 
+from common.messaging.client import reset_client
 from common.testing.mail import wait_for_mail
 from common.testing.stack import RunningStack
+from gateway.api.jwks import reset_jwks
 from gateway.api.tests.tokens import unverified_claims
 
 T = TypeVar("T")
@@ -30,6 +33,19 @@ SEEDED = {
 CSRF_COOKIE = "__Host-csrf"  # gateway.settings.test keeps COOKIE_SECURE on
 REFRESH_COOKIE = "Authentication"
 _UNSET: Any = object()
+
+
+@contextmanager
+def gateway_pointed_at(nats_url: str) -> Iterator[None]:
+    """This test process acts as the gateway of a stack on `nats_url`: its NATS client and key cache start afresh."""
+    with override_settings(NATS_URL=nats_url):
+        reset_client()
+        reset_jwks()
+        try:
+            yield
+        finally:
+            reset_client()
+            reset_jwks()
 
 
 def random_ip() -> str:
