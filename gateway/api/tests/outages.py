@@ -2,7 +2,8 @@
 
 The stack is common.testing.stack's, on `outage_` databases and a Celery broker database of its own, with a
 private nats-server started here rather than by the harness, so that the test holds the process and can stop it
-and start it again on the same port and JetStream store. Every check reads the services' own databases and the
+and start it again on the same port and JetStream store. The relay's backoff is capped lower than production's
+(RETRY_CAP_SECONDS), so the wait after an outage does not grow with its length. Every check reads the services' own databases and the
 stream: the outbox, the inbox, the dead letters and main_api's read model are what is under test.
 """
 
@@ -29,6 +30,7 @@ import orjson
 import psycopg
 from nats.js.errors import NotFoundError
 
+from common.devstack.servers import NatsServer, choose_port
 from common.testing.stack import (
     REPO_ROOT,
     SETTINGS,
@@ -36,7 +38,6 @@ from common.testing.stack import (
     StackError,
     StackProcess,
     running_stack,
-    start_private_nats,
     start_process,
     stop_processes,
     wait_until_healthy,
@@ -48,6 +49,10 @@ STACK_NAME = "outage"
 # The e2e stack's broker is Redis database 13 and the scale suite's 12: a worker of theirs must not take our tasks.
 CELERY_DB = 11
 SIGNUPS = 100
+# The relay's backoff doubles up to OUTBOX_RETRY_MAX_SECONDS (300 s by default), so after an outage of D seconds
+# its next try may be up to ~D seconds away. Capped here, a scenario's wait after recovery does not grow with how
+# long the sign-ups took on a busy machine; every other retry rule is the production one.
+RETRY_CAP_SECONDS = "4"
 # Generous for 100 events on a shared two-core machine; the poll returns as soon as everything has arrived.
 CONVERGE_SECONDS = 90.0
 NATS_READY_SECONDS = 30.0
@@ -86,13 +91,20 @@ def outage_stack() -> Iterator[OutageStack]:
     nats_dir = Path(tempfile.mkdtemp(prefix="nats-", dir=var_dir))
     log_dir = nats_dir / "logs"
     log_dir.mkdir()
-    nats_url, nats_process = start_private_nats(nats_dir, log_dir)
+    store = nats_dir / "jetstream"
+    port = choose_port()
+    argv = [str(NatsServer.binary()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
+    nats_url, nats_process = f"nats://127.0.0.1:{port}", start_nats(argv, log_dir)
     outage: OutageStack | None = None
     clean = False
     try:
         with contextlib.ExitStack() as exits:
-            # The harness reads these while it starts the stack only; they are put back at once.
-            with _environ(E2E_NATS_URL=nats_url, E2E_CELERY_BROKER_URL=_redis_db(CELERY_DB)):
+            # The harness copies the environment into the stack's when it starts; ours is put back at once.
+            with _environ(
+                E2E_NATS_URL=nats_url,
+                E2E_CELERY_BROKER_URL=_redis_db(CELERY_DB),
+                OUTBOX_RETRY_MAX_SECONDS=RETRY_CAP_SECONDS,
+            ):
                 stack = exits.enter_context(running_stack(seed=False, db_prefix=DB_PREFIX, name=STACK_NAME))
             exits.enter_context(gateway_pointed_at(stack.nats_url))
             outage = OutageStack(stack=stack, nats=nats_process, log_dir=log_dir)
@@ -149,22 +161,34 @@ def restart(outage: OutageStack, name: str) -> StackProcess:
     return new
 
 
+def start_nats(argv: list[str], log_dir: Path) -> StackProcess:
+    """nats-server with these flags, once it greets clients on its port.
+
+    The port comes from devstack's range below the ephemeral one, so an outgoing connection does not take it while
+    the server is down; if something holds it all the same, the start is tried again until the deadline.
+    """
+    port = int(argv[argv.index("-p") + 1])
+    deadline = time.monotonic() + NATS_READY_SECONDS
+    while True:
+        process = start_process(f"nats.{uuid.uuid4().hex[:6]}", argv, env=os.environ, log_dir=log_dir)
+        process.name = "nats"
+        while process.is_running() and not _serving(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if process.is_running() and _serving(port):
+            return process
+        stop_processes([process])
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"nats-server did not start on :{port} within {NATS_READY_SECONDS:.0f} s:\n{process.tail()}"
+            )
+        time.sleep(0.5)
+
+
 def restart_nats(outage: OutageStack) -> None:
     """The same nats-server binary and flags again: same port, same JetStream store directory."""
     old = outage.nats
     assert not old.is_running(), "nats-server is still running"
-    argv = _argv(old)
-    port = int(argv[argv.index("-p") + 1])
-    new = start_process(f"nats.{uuid.uuid4().hex[:6]}", argv, env=os.environ, log_dir=outage.log_dir)
-    new.name = "nats"
-    outage.nats = new
-    deadline = time.monotonic() + NATS_READY_SECONDS
-    while not _serving(port):
-        if not new.is_running():
-            raise StackError(f"nats-server exited while restarting:\n{new.tail()}")
-        if time.monotonic() > deadline:
-            raise StackError(f"nats-server did not answer on :{port} after a restart:\n{new.tail()}")
-        time.sleep(0.05)
+    outage.nats = start_nats(_argv(old), outage.log_dir)
 
 
 def _argv(process: StackProcess) -> list[str]:
