@@ -124,6 +124,7 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
             )
             supervisor.start(instance_name(f"{service.name}-http", index), argv, _env(stack, service), ROOT)
     celery = str(BIN / "celery")
+    beat_schedule = str(ROOT / "var" / "run" / "celerybeat-schedule")
     for index in range(SCALE):
         for service in (AUTH, MAIN):
             name = instance_name(f"{service.name}-bridge", index)
@@ -143,14 +144,11 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
             "-n",
             f"{worker}@%h",
         ]
+        if index == 0:
+            # Exactly one scheduler, whatever SCALE is: a thread of the first worker (common/conf/beat.py),
+            # not a process of its own (~100 MiB resident for a few publishes a minute).
+            argv += ["--beat-thread", "-s", beat_schedule]
         supervisor.start(worker, argv, _env(stack, AUTH), ROOT)
-    beat_schedule = str(ROOT / "var" / "run" / "celerybeat-schedule")
-    supervisor.start(
-        "auth-beat",
-        [celery, "-A", "auth_service", "beat", "-l", "warning", "-s", beat_schedule],
-        _env(stack, AUTH),
-        ROOT,
-    )
 
 
 def wait_ready(timeout: float = 60.0) -> dict[str, int]:
