@@ -1,0 +1,66 @@
+"""The processes `make run` starts, as the supervisor is asked to start them (nothing is launched here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from common.devstack import run
+from common.devstack.servers import StackEnv
+from common.devstack.supervisor import Supervisor
+
+STACK = StackEnv("postgresql://postgres@127.0.0.1:1/postgres", "redis://127.0.0.1:1/0", "nats://127.0.0.1:1")
+
+
+class RecordingSupervisor(Supervisor):
+    """Keeps each start request (name, argv, environment) instead of starting a process."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.started: dict[str, tuple[list[str], dict[str, str]]] = {}
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | str | None = None,
+    ) -> int:
+        assert name not in self.started, f"{name} started twice"
+        self.started[name] = (list(argv), dict(env or {}))
+        return 0
+
+
+def _layout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scale: int) -> dict[str, tuple[list[str], dict[str, str]]]:
+    monkeypatch.setattr(run, "SCALE", scale)
+    supervisor = RecordingSupervisor(tmp_path)
+    run.start_processes(STACK, supervisor)
+    return supervisor.started
+
+
+@pytest.mark.parametrize("scale", [1, 3])
+def test_exactly_one_worker_schedules_whatever_the_scale(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scale: int
+) -> None:
+    started = _layout(monkeypatch, tmp_path, scale)
+    workers = {name: argv for name, (argv, _) in started.items() if "worker" in argv}
+    assert len(workers) == scale
+    assert [name for name, argv in workers.items() if "--beat-thread" in argv] == ["auth-worker"]
+    assert "-s" in workers["auth-worker"]
+    # No scheduler process of its own (`celery beat`), and no forked one (`worker -B`).
+    assert not any("beat" in argv for argv, _ in started.values())
+    assert not any("-B" in argv for argv in workers.values())
+    assert len([name for name in started if name.startswith("auth-bridge")]) == scale
+
+
+def test_every_process_gets_two_malloc_arenas_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    started = _layout(monkeypatch, tmp_path, 1)
+    assert {env.get("MALLOC_ARENA_MAX") for _, env in started.values()} == {"2"}
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    started = _layout(monkeypatch, tmp_path, 1)
+    assert {env.get("MALLOC_ARENA_MAX") for _, env in started.values()} == {"8"}
