@@ -136,8 +136,11 @@ SECURITY_EVENT_RETENTION_DAYS = env_int("SECURITY_EVENT_RETENTION_DAYS", 90)
 # Seeded accounts' password (SPEC §5).
 SEED_PASSWORD = env("SEED_PASSWORD", "Password123!")
 
-# Outbox relay: a nudge after every commit, plus beat as the safety net.
+# Outbox relay: after every commit the bridge's in-process relay publishes at once (a Celery worker is asked to,
+# from processes without one); beat runs the relay every few seconds as the safety net.
 OUTBOX_KICK = "auth_service.tasks.kick_relay"
+# How often the bridge's in-process relay looks for pending rows when no commit woke it.
+OUTBOX_LOCAL_RELAY_IDLE_SECONDS = env_float("OUTBOX_LOCAL_RELAY_IDLE_SECONDS", 5.0)
 globals().update(outbox_settings())
 globals().update(user_events_stream_settings())
 
