@@ -28,6 +28,7 @@ from common.contracts.errors import ServiceError
 from common.messaging.client import NatsClient, get_client
 from common.messaging.jetstream import MSG_ID_HEADER, StreamSpec, encode_event, user_events_stream
 from common.outbox.services import (
+    Claim,
     ClaimedEvent,
     Failure,
     outbox_claim,
@@ -96,44 +97,76 @@ def relay_batches(
 ) -> int:
     """Claim, publish and settle batch after batch until none is left (or max_batches); returns how many went out.
 
+    While a full batch is being published (on a thread of its own), the next one is claimed: the claim passes
+    over every row with an earlier unpublished event of its aggregate that is leased, so a batch in flight never
+    lets a later event of one of its aggregates go ahead of it.
+
     `stop_when_short`: end after a batch smaller than `batch_size` rather than claiming once more (for a relay
     that is woken for each commit: the next commit wakes it again, and beat relays whatever another relay's
     concurrent claim made it skip).
     """
     published = 0
-    for _ in range(max_batches):
-        started = time.perf_counter()
-        claim = outbox_claim(batch_size=batch_size, lease_seconds=conf.lease_seconds)
-        if not claim.events:
-            break
-        outcome = publish(claim.events)
-        marked = outbox_mark_published(ids=outcome.acked)
-        outbox_mark_failed(
-            token=claim.token, failures=outcome.failed, base=conf.retry_base_seconds, cap=conf.retry_max_seconds
-        )
-        outbox_release(token=claim.token, ids=outcome.held_back)
-        published += marked
-        log.info(
-            "outbox batch relayed",
-            extra={
-                "published": len(outcome.acked),
-                "failed": len(outcome.failed),
-                "held_back": len(outcome.held_back),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
-        if outcome.failed:
-            first = outcome.failed[0]
-            log.warning(
-                "outbox publish failed",
-                extra={"event_id": str(first.event.event_id), "error": first.error, "failed": len(outcome.failed)},
-            )
-            if not outcome.acked:
+    batches = 0
+    publisher: ThreadPoolExecutor | None = None
+    claim = outbox_claim(batch_size=batch_size, lease_seconds=conf.lease_seconds)
+    try:
+        while claim.events:
+            batches += 1
+            started = time.perf_counter()
+            full = len(claim.events) >= batch_size
+            ahead: Claim | None = None
+            if full and batches < max_batches:
+                if publisher is None:
+                    publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-publish")
+                in_flight = publisher.submit(publish, claim.events)
+                try:
+                    ahead = outbox_claim(batch_size=batch_size, lease_seconds=conf.lease_seconds)
+                finally:
+                    outcome = in_flight.result()
+            else:
+                outcome = publish(claim.events)
+            published += _settle(claim, outcome, conf, started)
+            if outcome.failed and not outcome.acked:
                 # Nothing got through: NATS or the stream is down. Backoff paces the next try, not this loop.
+                if ahead is not None:
+                    outbox_release(token=ahead.token, ids=[e.id for e in ahead.events])
                 break
-        if stop_when_short and len(claim.events) < batch_size:
-            break
+            if ahead is not None and ahead.events:
+                claim = ahead
+            # An empty claim ahead proves nothing: rows behind the batch that was in flight were blocked then.
+            elif batches >= max_batches or (stop_when_short and not full):
+                break
+            else:
+                claim = outbox_claim(batch_size=batch_size, lease_seconds=conf.lease_seconds)
+    finally:
+        if publisher is not None:
+            publisher.shutdown(wait=True)
     return published
+
+
+def _settle(claim: Claim, outcome: _Outcome, conf: RelaySettings, started: float) -> int:
+    """Mark the acknowledged rows, back off the failed ones, give back the held-back ones; returns how many marked."""
+    marked = outbox_mark_published(ids=outcome.acked)
+    outbox_mark_failed(
+        token=claim.token, failures=outcome.failed, base=conf.retry_base_seconds, cap=conf.retry_max_seconds
+    )
+    outbox_release(token=claim.token, ids=outcome.held_back)
+    log.info(
+        "outbox batch relayed",
+        extra={
+            "published": len(outcome.acked),
+            "failed": len(outcome.failed),
+            "held_back": len(outcome.held_back),
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    if outcome.failed:
+        first = outcome.failed[0]
+        log.warning(
+            "outbox publish failed",
+            extra={"event_id": str(first.event.event_id), "error": first.error, "failed": len(outcome.failed)},
+        )
+    return marked
 
 
 def _publish(client: NatsClient, stream: StreamSpec, events: list[ClaimedEvent], conf: RelaySettings) -> _Outcome:

@@ -83,6 +83,22 @@ def test_events_of_one_aggregate_reach_the_stream_in_commit_order(stream: Sandbo
     assert [i for i in _msg_ids(stream) if i in expected] == expected
 
 
+def test_batches_claimed_while_the_previous_one_is_in_flight_keep_each_aggregate_in_order(stream: Sandbox) -> None:
+    aggregates = [uuid.uuid4() for _ in range(7)]
+    rows = [append_event(aggregates[n % 7 if n % 3 else 0], version=n + 1) for n in range(300)]
+
+    with stream.wire_tap() as wire:
+        assert relay_pending(batch_size=20) == 300
+
+    assert len(wire) == 300
+    stored = _msg_ids(stream)
+    assert sorted(stored) == sorted(str(r.event_id) for r in rows)
+    for aggregate in aggregates:
+        expected = [str(r.event_id) for r in rows if r.aggregate_id == aggregate]
+        assert [i for i in stored if i in set(expected)] == expected
+    assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 0
+
+
 def test_two_relays_at_once_publish_every_row_exactly_once_and_in_order(stream: Sandbox) -> None:
     aggregates = [uuid.uuid4() for _ in range(50)]
     rows = [append_event(aggregates[n % 50], version=n // 50 + 1) for n in range(1000)]
