@@ -14,7 +14,8 @@ from auth_service.audit.context import client_context
 from common.contracts import subjects
 from common.contracts.envelope import Agent, Request
 from common.contracts.errors import Unauthorized, ValidationFailed
-from common.messaging.bridge import Handler
+from common.messaging.bridge import BackgroundTask, Handler
+from common.outbox.relay import LocalRelay
 
 # Longer than any legitimate value (passwords are capped at 128, tokens are a few hundred bytes): refused before
 # any hashing or parsing work is spent on it.
@@ -281,3 +282,5 @@ _HANDLERS: dict[str, Handler] = {
     subjects.AUTH_SEED: handle_seed,
 }
 HANDLERS: dict[str, Handler] = {subject: _in_client_context(handler) for subject, handler in _HANDLERS.items()}
+# Relays outbox rows from this process right after they commit (OUTBOX_KICK wakes it); beat stays the safety net.
+BACKGROUND: list[BackgroundTask] = [LocalRelay()]

@@ -42,7 +42,15 @@ def relay_outbox() -> int:
 
 
 def kick_relay() -> None:
-    """OUTBOX_KICK: after a commit, ask a worker to relay now. Cheap, and never raises into the committed request."""
+    """OUTBOX_KICK: after a commit, relay now. Cheap, and never raises into the committed request.
+
+    In a bridge process the in-process relay publishes at once (common.outbox.relay.LocalRelay); elsewhere (the
+    admin's HTTP process, a command) a Celery worker is asked to.
+    """
+    from common.outbox.relay import relay_wake_local
+
+    if relay_wake_local():
+        return
     try:
         # No publish retries: the request that committed is waiting on this call, and beat is the safety net.
         relay_outbox.apply_async(retry=False)

@@ -180,54 +180,77 @@ def propagation_case(stack: StackEnv, count: int = 200) -> dict[str, Any]:
     }
 
 
-def relay_case(stack: StackEnv, count: int = 5000) -> dict[str, Any]:
-    """Insert `count` events in one transaction, then time until the relay has published them all."""
-    auth_db = stack.database_url.rsplit("/", 1)[0] + "/auth"
+def _copy_outbox_rows(conn: psycopg.Connection[Any], count: int) -> None:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    with psycopg.connect(auth_db) as conn:
-        with conn.cursor() as cur:
-            rows = []
-            for i in range(count):
-                uid = str(uuid.uuid4())
-                payload = {
-                    "id": uid,
-                    "name": "Relay Bench",
-                    "username": f"relay{i}x{uid[:8]}",
-                    "email": f"relay{i}.{uid[:8]}@bench.test",
-                    "roles": ["user"],
-                    "verifiedAccount": False,
-                    "active": True,
-                    "createdAt": now,
-                    "updatedAt": now,
-                    "version": 1,
-                }
-                rows.append((str(uuid.uuid4()), uid, "auth.user.registered", json.dumps(payload)))
-            with cur.copy(
-                "COPY outbox_outboxevent (event_id, aggregate_id, event_type, payload, created_at, attempts, last_error) FROM STDIN"
-            ) as copy:
-                for event_id, uid, event_type, payload_json in rows:
-                    copy.write_row((event_id, uid, event_type, payload_json, now, 0, ""))
-        conn.commit()
-    started = time.perf_counter()
-    env = {**os.environ, **stack.as_environ(), "DJANGO_SETTINGS_MODULE": AUTH.settings}
-    subprocess.run(
-        [sys.executable, "manage_auth.py", "relay_outbox"], cwd=ROOT, env=env, check=True, capture_output=True
+    columns = "event_id, aggregate_id, event_type, payload, created_at, attempts, last_error"
+    with conn.cursor() as cur, cur.copy(f"COPY outbox_outboxevent ({columns}) FROM STDIN") as copy:
+        for i in range(count):
+            uid = str(uuid.uuid4())
+            payload = {
+                "id": uid,
+                "name": "Relay Bench",
+                "username": f"relay{i}x{uid[:8]}",
+                "email": f"relay{i}.{uid[:8]}@bench.test",
+                "roles": ["user"],
+                "verifiedAccount": False,
+                "active": True,
+                "createdAt": now,
+                "updatedAt": now,
+                "version": 1,
+            }
+            copy.write_row((str(uuid.uuid4()), uid, "auth.user.registered", json.dumps(payload), now, 0, ""))
+
+
+def relay_case(stack: StackEnv, count: int = 10000) -> dict[str, Any]:
+    """The relay's own throughput: a long-running relay is up first, then `count` events commit at once.
+
+    Timed from the commit of the rows until none is pending, so the relay's start-up is not in the figure.
+    The stack's own relays (the auth bridge's in-process relay, beat's periodic one) may take part, as they
+    would in production; the dedicated relay reports how many of the events it published itself.
+    """
+    auth_db = stack.database_url.rsplit("/", 1)[0] + "/auth"
+    env = {**os.environ, **stack.as_environ(), "DJANGO_SETTINGS_MODULE": AUTH.settings, "PYTHONUNBUFFERED": "1"}
+    relay = subprocess.Popen(
+        [sys.executable, "manage_auth.py", "relay_outbox", "--loop", "--interval", "0.02"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
-    with psycopg.connect(auth_db, autocommit=True) as conn:
-        while True:
-            pending = conn.execute("SELECT count(*) FROM outbox_outboxevent WHERE published_at IS NULL").fetchone()
-            if pending and pending[0] == 0:
-                break
-            if time.perf_counter() - started > 120:
-                raise RuntimeError("relay did not finish in 120 s")
-            time.sleep(0.01)
-    elapsed = time.perf_counter() - started
+    try:
+        assert relay.stdout is not None
+        if relay.stdout.readline().strip() != "relaying until SIGTERM":
+            raise RuntimeError("the relay_outbox --loop command did not start")
+        with psycopg.connect(auth_db) as conn:
+            _copy_outbox_rows(conn, count)
+            # A bulk load is followed by fresh planner statistics, as autovacuum's analyze would give them.
+            conn.execute("ANALYZE outbox_outboxevent")
+            conn.commit()
+            started = time.perf_counter()
+        with psycopg.connect(auth_db, autocommit=True) as conn:
+            while True:
+                pending = conn.execute("SELECT count(*) FROM outbox_outboxevent WHERE published_at IS NULL").fetchone()
+                if pending and pending[0] == 0:
+                    break
+                if time.perf_counter() - started > 120:
+                    raise RuntimeError("relay did not finish in 120 s")
+                time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+    finally:
+        relay.terminate()
+        out, _ = relay.communicate(timeout=30)
+    own = next(
+        (int(w) for line in out.splitlines() if line.startswith("stopped;") for w in line.split() if w.isdigit()), 0
+    )
     return {
         "name": "outbox relay",
         "events": count,
         "seconds": round(elapsed, 3),
         "events_per_s": round(count / elapsed, 1),
-        "note": "includes the start-up of the relay_outbox command",
+        "by_dedicated_relay": own,
+        "note": "long-running relay; from the commit of the rows until none is pending",
     }
 
 

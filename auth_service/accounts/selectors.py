@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models.functions import Lower
 
 from auth_service.accounts.models import SigningKey, User
@@ -18,6 +20,37 @@ def user_get(user_id: str | uuid.UUID) -> User | None:
     except ValueError:
         return None
     return User.objects.filter(pk=key).first()
+
+
+@dataclass(frozen=True)
+class TokenSubject:
+    """What a refresh needs of its user, read fresh on every refresh: whether it may go on, and its roles."""
+
+    id: uuid.UUID
+    is_active: bool
+    roles: list[str]
+
+
+def _token_subject_sql() -> str:
+    table = connection.ops.quote_name(User._meta.db_table)
+    return f"SELECT id, is_active, roles FROM {table} WHERE id = %s"  # noqa: S608 - the model's table name only
+
+
+_TOKEN_SUBJECT_SQL = _token_subject_sql()
+
+
+def token_subject_get(user_id: str | uuid.UUID) -> TokenSubject | None:
+    """One indexed read by primary key without the ORM's per-call query compilation (every refresh runs it)."""
+    try:
+        key = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
+    except ValueError:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_TOKEN_SUBJECT_SQL, (key,))
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return TokenSubject(id=row[0], is_active=bool(row[1]), roles=list(row[2] or []))
 
 
 def user_get_by_email(email: str) -> User | None:

@@ -448,12 +448,11 @@ def _session_open(*, user: User, ip: str | None, user_agent: str | None) -> Toke
     return _token_pair(user=user, sid=sid, check=check, expires_at=expires_at, now=now)
 
 
-def _token_pair(*, user: User, sid: str, check: str, expires_at: int, now: int) -> TokenPair:
+def _token_pair(*, user: User | selectors.TokenSubject, sid: str, check: str, expires_at: int, now: int) -> TokenPair:
     kid, key = signing_key_for_signing()
-    access = access_token_encode(
-        kid=kid, key=key, user_id=str(user.id), sid=sid, roles=sorted_roles(user.roles), now=now
-    )
-    refresh = refresh_token_encode(user_id=str(user.id), sid=sid, check=check, expires_at=expires_at, now=now)
+    user_id = str(user.id)
+    access = access_token_encode(kid=kid, key=key, user_id=user_id, sid=sid, roles=sorted_roles(user.roles), now=now)
+    refresh = refresh_token_encode(user_id=user_id, sid=sid, check=check, expires_at=expires_at, now=now)
     return TokenPair(access_token=access, refresh_token=refresh, refresh_expires_at=expires_at, session_id=sid)
 
 
@@ -495,7 +494,7 @@ def session_rotate(*, refresh_token: str, ip: str | None, user_agent: str | None
     claims = _refresh_claims(refresh_token, kind=Kind.REFRESH)
     check = new_token()
     user_id, expires_at = _consume_refresh(claims, new_digest=token_digest(check), ip=ip, kind=Kind.REFRESH)
-    user = selectors.user_get(user_id)
+    user = selectors.token_subject_get(user_id)
     # Verification gates a new login only: a user who changed their e-mail keeps their sessions meanwhile.
     if user is None or not user.is_active:
         session_store_delete(user_id=user_id, sid=claims.sid)

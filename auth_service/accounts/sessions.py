@@ -14,13 +14,11 @@ from typing import Any
 
 from django_redis import get_redis_connection
 from redis import Redis
-from redis.exceptions import WatchError
+from redis.commands.core import Script
 
-from auth_service.accounts.crypto import digests_equal
 from common.contracts.sessions import SESSION_PREFIX, session_key, user_sessions_key
 
 DEVICE_MAX_LENGTH = 200
-_WATCH_RETRIES = 5
 
 # Atomic, so a session created concurrently is either ended with the others or stays listed (never orphaned).
 # ARGV[2] is a sid to keep ("" for none).
@@ -35,6 +33,39 @@ end
 if ARGV[2] == '' then redis.call('DEL', KEYS[1]) end
 return ended
 """
+
+
+# Compare-and-swap of a session's check in one round trip (atomic: no other command runs in between).
+# KEYS[1] the session; ARGV: presented digest, new digest, now, prev_until, last_used, ip ("" keeps it).
+# The digests are compared in time independent of where they differ, like digests_equal.
+_ROTATE = """
+local s = redis.call('HMGET', KEYS[1], 'uid', 'check', 'prev', 'prev_until', 'exp')
+if not s[1] then return {'missing'} end
+local function same(a, b)
+  if not a or #a ~= #b then return false end
+  local diff = 0
+  for i = 1, #a do diff = bit.bor(diff, bit.bxor(string.byte(a, i), string.byte(b, i))) end
+  return diff == 0
+end
+local outcome
+if same(s[2], ARGV[1]) then
+  outcome = 'rotated'
+elseif s[3] and s[3] ~= '' and same(s[3], ARGV[1]) and tonumber(ARGV[3]) < (tonumber(s[4]) or 0) then
+  outcome = 'grace'
+else
+  return {'reused', s[1]}
+end
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[1], 'check', ARGV[2], 'prev', s[2], 'prev_until', ARGV[4], 'last_used', ARGV[5],
+    'ip', ARGV[6])
+else
+  redis.call('HSET', KEYS[1], 'check', ARGV[2], 'prev', s[2], 'prev_until', ARGV[4], 'last_used', ARGV[5])
+end
+return {outcome, s[1], s[5] or '0'}
+"""
+
+
+_rotate: Script | None = None
 
 
 class Rotation(enum.Enum):
@@ -116,47 +147,32 @@ def session_store_create(*, user_id: str, check_digest: str, expires_at: int, de
 def session_store_rotate(
     *, sid: str, presented_digest: str, new_digest: str, grace_seconds: float, ip: str | None
 ) -> RotationResult:
-    """Compare-and-swap the session's current check: the presented digest must be current (or previous, in grace)."""
-    key = session_key(sid)
-    with _redis().pipeline(transaction=True) as pipe:
-        for _ in range(_WATCH_RETRIES):
-            try:
-                pipe.watch(key)
-                raw = pipe.hgetall(key)
-                if not raw:
-                    pipe.unwatch()
-                    return RotationResult(Rotation.MISSING)
-                data = _text(raw)
-                now = time.time()
-                if digests_equal(data.get("check", ""), presented_digest):
-                    outcome = Rotation.ROTATED
-                elif (
-                    data.get("prev")
-                    and digests_equal(data["prev"], presented_digest)
-                    and now < float(data.get("prev_until") or 0)
-                ):
-                    outcome = Rotation.GRACE
-                else:
-                    pipe.unwatch()
-                    return RotationResult(Rotation.REUSED, user_id=data.get("uid", ""))
-                update: dict[Any, Any] = {
-                    "check": new_digest,
-                    # After a grace rotation the previous token is the one that was current, so the other
-                    # racing client still gets its grace, and the token before it no longer does.
-                    "prev": data["check"],
-                    "prev_until": f"{now + grace_seconds:.3f}",
-                    "last_used": f"{now:.3f}",
-                }
-                if ip:
-                    update["ip"] = ip
-                pipe.multi()
-                pipe.hset(key, mapping=update)
-                pipe.execute()
-                return RotationResult(outcome, user_id=data.get("uid", ""), expires_at=int(data.get("exp") or 0))
-            except WatchError:
-                continue
-    # Constant contention on one session is not a legitimate client; refuse rather than loop.
-    return RotationResult(Rotation.MISSING)
+    """Compare-and-swap the session's current check: the presented digest must be current (or previous, in grace).
+
+    After a grace rotation the previous token is the one that was current, so the other racing client still gets
+    its grace, and the token before it no longer does.
+    """
+    global _rotate
+    r = _redis()
+    if _rotate is None:
+        # EVALSHA, with the script loaded again by redis-py if the server has lost it.
+        _rotate = r.register_script(_ROTATE)
+    now = time.time()
+    reply = _rotate(
+        keys=[session_key(sid)],
+        args=[presented_digest, new_digest, f"{now:.3f}", f"{now + grace_seconds:.3f}", f"{now:.3f}", ip or ""],
+        client=r,
+    )
+    outcome = Rotation(_str(reply[0]))
+    if outcome is Rotation.MISSING:
+        return RotationResult(outcome)
+    if outcome is Rotation.REUSED:
+        return RotationResult(outcome, user_id=_str(reply[1]))
+    return RotationResult(outcome, user_id=_str(reply[1]), expires_at=int(_str(reply[2]) or 0))
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def session_store_get(sid: str) -> SessionInfo | None:

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 from common.conf.env import REPO_ROOT, env, env_bool, env_float, env_int
 from common.conf.settings import (
@@ -77,12 +78,20 @@ CSRF_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
 SESSION_COOKIE_NAME = "auth_sessionid"
 CSRF_COOKIE_NAME = "auth_csrftoken"
 
-# argon2id at OWASP's minimum (m=19 MiB, t=2, p=1); PBKDF2 kept only to verify legacy hashes.
+# argon2id (libsodium) at one of OWASP's equivalent minimum configurations, m=7 MiB, t=5, p=1 by default; hashes
+# of other parameters (the former m=19 MiB, t=2) verify and are upgraded at the next login. PBKDF2 kept only to
+# verify legacy hashes.
 PASSWORD_HASHERS = [
     "auth_service.accounts.hashers.Argon2idHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
-# Concurrent argon2 hashes per process: bounds memory (19 MiB each) and keeps latency predictable.
+PASSWORD_ARGON2_MEMORY_KIB = env_int("PASSWORD_ARGON2_MEMORY_KIB", 7168)
+PASSWORD_ARGON2_TIME_COST = env_int("PASSWORD_ARGON2_TIME_COST", 5)
+# OWASP's Password Storage Cheat Sheet: m=47104/t=1, 19456/2, 12288/3, 9216/4, 7168/5 (KiB), p=1. Nothing weaker.
+_OWASP_ARGON2ID_MINIMUMS = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
+if not any(m <= PASSWORD_ARGON2_MEMORY_KIB and t <= PASSWORD_ARGON2_TIME_COST for m, t in _OWASP_ARGON2ID_MINIMUMS):
+    raise ImproperlyConfigured("PASSWORD_ARGON2_MEMORY_KIB/TIME_COST are below OWASP's minimum Argon2id configurations")
+# Concurrent argon2 hashes per process (each holds its memory cost): bounds memory and keeps latency predictable.
 PASSWORD_HASH_CONCURRENCY = env_int("PASSWORD_HASH_CONCURRENCY", 2)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "auth_service.accounts.policies.OriginalPasswordRuleValidator"},
@@ -127,8 +136,11 @@ SECURITY_EVENT_RETENTION_DAYS = env_int("SECURITY_EVENT_RETENTION_DAYS", 90)
 # Seeded accounts' password (SPEC §5).
 SEED_PASSWORD = env("SEED_PASSWORD", "Password123!")
 
-# Outbox relay: a nudge after every commit, plus beat as the safety net.
+# Outbox relay: after every commit the bridge's in-process relay publishes at once (a Celery worker is asked to,
+# from processes without one); beat runs the relay every few seconds as the safety net.
 OUTBOX_KICK = "auth_service.tasks.kick_relay"
+# How often the bridge's in-process relay looks for pending rows when no commit woke it.
+OUTBOX_LOCAL_RELAY_IDLE_SECONDS = env_float("OUTBOX_LOCAL_RELAY_IDLE_SECONDS", 5.0)
 globals().update(outbox_settings())
 globals().update(user_events_stream_settings())
 

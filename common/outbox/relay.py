@@ -14,6 +14,8 @@ import os
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ from common.contracts.errors import ServiceError
 from common.messaging.client import NatsClient, get_client
 from common.messaging.jetstream import MSG_ID_HEADER, StreamSpec, encode_event, user_events_stream
 from common.outbox.services import (
+    Claim,
     ClaimedEvent,
     Failure,
     outbox_claim,
@@ -71,6 +74,9 @@ class _Outcome:
         self.failed.extend(Failure(e, error) for e in events if e.id not in done)
 
 
+Publish = Callable[[list[ClaimedEvent]], "_Outcome"]
+
+
 def relay_pending(*, batch_size: int = 500, nats_url: str | None = None, max_batches: int = 100) -> int:
     """Publish due outbox rows, batch after batch, until none is left (or max_batches); returns how many went out.
 
@@ -79,54 +85,115 @@ def relay_pending(*, batch_size: int = 500, nats_url: str | None = None, max_bat
     conf = relay_settings()
     stream = user_events_stream()
     client = _client_for(nats_url)
+
+    def publish(events: list[ClaimedEvent]) -> _Outcome:
+        return _publish(client, stream, events, conf)
+
+    return relay_batches(publish, conf=conf, batch_size=batch_size, max_batches=max_batches)
+
+
+def relay_batches(
+    publish: Publish, *, conf: RelaySettings, batch_size: int, max_batches: int, stop_when_short: bool = False
+) -> int:
+    """Claim, publish and settle batch after batch until none is left (or max_batches); returns how many went out.
+
+    While a full batch is being published (on a thread of its own), the next one is claimed: the claim passes
+    over every row with an earlier unpublished event of its aggregate that is leased, so a batch in flight never
+    lets a later event of one of its aggregates go ahead of it.
+
+    `stop_when_short`: end after a batch smaller than `batch_size` rather than claiming once more (for a relay
+    that is woken for each commit: the next commit wakes it again, and beat relays whatever another relay's
+    concurrent claim made it skip).
+    """
     published = 0
-    for _ in range(max_batches):
-        started = time.perf_counter()
-        claim = outbox_claim(batch_size=batch_size, lease_seconds=conf.lease_seconds)
-        if not claim.events:
-            break
-        outcome = _publish(client, stream, claim.events, conf)
-        marked = outbox_mark_published(ids=outcome.acked)
-        outbox_mark_failed(
-            token=claim.token, failures=outcome.failed, base=conf.retry_base_seconds, cap=conf.retry_max_seconds
-        )
-        outbox_release(token=claim.token, ids=outcome.held_back)
-        published += marked
-        log.info(
-            "outbox batch relayed",
-            extra={
-                "published": len(outcome.acked),
-                "failed": len(outcome.failed),
-                "held_back": len(outcome.held_back),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
-        if outcome.failed:
-            first = outcome.failed[0]
-            log.warning(
-                "outbox publish failed",
-                extra={"event_id": str(first.event.event_id), "error": first.error, "failed": len(outcome.failed)},
-            )
-            if not outcome.acked:
+    batches = 0
+    publisher: ThreadPoolExecutor | None = None
+    claim = outbox_claim(batch_size=batch_size, lease_seconds=conf.lease_seconds)
+    try:
+        while claim.events:
+            batches += 1
+            started = time.perf_counter()
+            full = len(claim.events) >= batch_size
+            ahead: Claim | None = None
+            if full and batches < max_batches:
+                if publisher is None:
+                    publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-publish")
+                in_flight = publisher.submit(publish, claim.events)
+                try:
+                    ahead = outbox_claim(batch_size=batch_size, lease_seconds=conf.lease_seconds)
+                finally:
+                    outcome = in_flight.result()
+            else:
+                outcome = publish(claim.events)
+            published += _settle(claim, outcome, conf, started)
+            if outcome.failed and not outcome.acked:
                 # Nothing got through: NATS or the stream is down. Backoff paces the next try, not this loop.
+                if ahead is not None:
+                    outbox_release(token=ahead.token, ids=[e.id for e in ahead.events])
                 break
+            if ahead is not None and ahead.events:
+                claim = ahead
+            # An empty claim ahead proves nothing: rows behind the batch that was in flight were blocked then.
+            elif batches >= max_batches or (stop_when_short and not full):
+                break
+            else:
+                claim = outbox_claim(batch_size=batch_size, lease_seconds=conf.lease_seconds)
+    finally:
+        if publisher is not None:
+            publisher.shutdown(wait=True)
     return published
+
+
+def _settle(claim: Claim, outcome: _Outcome, conf: RelaySettings, started: float) -> int:
+    """Mark the acknowledged rows, back off the failed ones, give back the held-back ones; returns how many marked."""
+    marked = outbox_mark_published(ids=outcome.acked)
+    outbox_mark_failed(
+        token=claim.token, failures=outcome.failed, base=conf.retry_base_seconds, cap=conf.retry_max_seconds
+    )
+    outbox_release(token=claim.token, ids=outcome.held_back)
+    log.info(
+        "outbox batch relayed",
+        extra={
+            "published": len(outcome.acked),
+            "failed": len(outcome.failed),
+            "held_back": len(outcome.held_back),
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    if outcome.failed:
+        first = outcome.failed[0]
+        log.warning(
+            "outbox publish failed",
+            extra={"event_id": str(first.event.event_id), "error": first.error, "failed": len(outcome.failed)},
+        )
+    return marked
 
 
 def _publish(client: NatsClient, stream: StreamSpec, events: list[ClaimedEvent], conf: RelaySettings) -> _Outcome:
     outcome = _Outcome()
     try:
         nc = client.connection()
-        if not nc.is_connected:
-            raise ConnectionError("NATS connection is down (reconnecting)")
-        waves = max(Counter(e.aggregate_id for e in events).values())
-        client.run(
-            _publish_in_waves(nc, stream, events, conf.ack_timeout_seconds, outcome),
-            timeout=conf.ack_timeout_seconds * waves + 10.0,
-        )
+        client.run(_publish_events(nc, stream, events, conf, outcome), timeout=_publish_timeout(events, conf))
     except (ServiceError, ConnectionError, nats.errors.Error) as exc:
         outcome.settle_rest(events, _describe(exc))
     return outcome
+
+
+def _publish_timeout(events: list[ClaimedEvent], conf: RelaySettings) -> float:
+    waves = max(Counter(e.aggregate_id for e in events).values())
+    return conf.ack_timeout_seconds * waves + 10.0
+
+
+async def _publish_events(
+    nc: NatsConnection, stream: StreamSpec, events: list[ClaimedEvent], conf: RelaySettings, outcome: _Outcome
+) -> None:
+    """Publish a claimed batch on `nc` (from its own event loop); whatever is not acknowledged ends up failed."""
+    try:
+        if not nc.is_connected:
+            raise ConnectionError("NATS connection is down (reconnecting)")
+        await _publish_in_waves(nc, stream, events, conf.ack_timeout_seconds, outcome)
+    except (ServiceError, ConnectionError, nats.errors.Error) as exc:
+        outcome.settle_rest(events, _describe(exc))
 
 
 async def _publish_in_waves(
@@ -239,3 +306,98 @@ def _client_for(nats_url: str | None) -> NatsClient:
             client = NatsClient(nats_url, name=f"{settings.SERVICE_NAME}-relay-{os.getpid()}")
             _clients[key] = client
         return client
+
+
+# -- the in-process relay ---------------------------------------------------------------------------------------
+
+_local_wakers: list[Callable[[], None]] = []
+_local_wakers_lock = threading.Lock()
+
+
+def relay_wake_local() -> bool:
+    """Wake the relay running in this process, if there is one; False when there is none (fall back to a worker)."""
+    with _local_wakers_lock:
+        wakers = list(_local_wakers)
+    for wake in wakers:
+        wake()
+    return bool(wakers)
+
+
+class LocalRelay:
+    """A bridge background task: relays the outbox from the process that committed the rows, as soon as it did.
+
+    OUTBOX_KICK wakes it after each commit (`relay_wake_local`), so an event leaves within milliseconds instead
+    of waiting for a Celery round trip. The database work runs on one thread of its own (never a handler's),
+    the publishes on the bridge's NATS connection. It also relays every `idle_seconds` when nothing woke it.
+    Running beside the Celery relay (beat's safety net) and other bridges is safe: claims are leases taken with
+    SKIP LOCKED, and a republished event is dropped by JetStream's duplicate window (Nats-Msg-Id).
+    """
+
+    def __init__(self, *, batch_size: int | None = None, idle_seconds: float | None = None) -> None:
+        self.batch_size = batch_size
+        self.idle_seconds = idle_seconds
+
+    async def __call__(self, nc: NatsConnection, stop: asyncio.Event, pool: Any) -> None:
+        from django.conf import settings
+
+        batch_size = self.batch_size or int(getattr(settings, "OUTBOX_BATCH_SIZE", 500))
+        idle = self.idle_seconds or float(getattr(settings, "OUTBOX_LOCAL_RELAY_IDLE_SECONDS", 5.0))
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        conf = relay_settings()
+        stream = user_events_stream()
+
+        def publish(events: list[ClaimedEvent]) -> _Outcome:
+            # Called on the relay thread: the publish itself runs on the bridge's loop, with its connection.
+            outcome = _Outcome()
+            future = asyncio.run_coroutine_threadsafe(_publish_events(nc, stream, events, conf, outcome), loop)
+            try:
+                future.result(timeout=_publish_timeout(events, conf))
+            except TimeoutError:
+                future.cancel()
+                outcome.settle_rest(events, "publish timed out")
+            return outcome
+
+        def turn() -> int:
+            from django.db import close_old_connections
+
+            # A dead connection (database restart) is replaced here rather than failing every later turn.
+            close_old_connections()
+            return relay_batches(publish, conf=conf, batch_size=batch_size, max_batches=10, stop_when_short=True)
+
+        def waker() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-relay")
+        with _local_wakers_lock:
+            _local_wakers.append(waker)
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            wake.set()  # whatever was left pending when the process started
+            while not stop.is_set():
+                woken = asyncio.ensure_future(wake.wait())
+                await asyncio.wait({woken, stopping}, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                if stop.is_set():
+                    break
+                wake.clear()
+                try:
+                    published = await loop.run_in_executor(executor, turn)
+                except Exception:
+                    log.exception("in-process outbox relay turn failed; the next wake-up or beat retries")
+                    continue
+                if published >= batch_size and not stop.is_set():
+                    # Full batches may have left more behind: go again without waiting for a wake-up.
+                    wake.set()
+        finally:
+            with _local_wakers_lock:
+                _local_wakers.remove(waker)
+            stopping.cancel()
+            await loop.run_in_executor(executor, _close_db_connection)
+            executor.shutdown(wait=True)
+
+
+def _close_db_connection() -> None:
+    from django.db import connection
+
+    connection.close()

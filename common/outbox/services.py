@@ -122,12 +122,22 @@ _CLAIM_SQL = _claim_sql()
 
 
 def outbox_mark_published(*, ids: list[int]) -> int:
-    """Record PubAcks. Whoever holds the lease now, the event is in the stream, so the row is done."""
+    """Record PubAcks. Whoever holds the lease now, the event is in the stream, so the row is done.
+
+    One UPDATE for the whole batch, its ids bound as one array parameter.
+    """
     if not ids:
         return 0
-    return OutboxEvent.objects.filter(id__in=ids, published_at__isnull=True).update(
-        published_at=timezone.now(), claimed_until=None, claim_token=None, next_attempt_at=None, last_error=""
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK_PUBLISHED_SQL, [timezone.now(), list(ids)])
+        return int(cursor.rowcount)
+
+
+_MARK_PUBLISHED_SQL = f"""
+    UPDATE {connection.ops.quote_name(OutboxEvent._meta.db_table)}
+    SET published_at = %s, claimed_until = NULL, claim_token = NULL, next_attempt_at = NULL, last_error = ''
+    WHERE id = ANY(%s) AND published_at IS NULL
+"""  # noqa: S608 - the only interpolation is the model's own table name; values are parameters
 
 
 def outbox_mark_failed(*, token: uuid.UUID, failures: list[Failure], base: float, cap: float) -> int:

@@ -33,7 +33,7 @@ def test_signup_creates_an_unverified_user_mails_a_code_and_writes_one_event(aut
     user = User.objects.get()
     assert (user.name, user.username, user.email) == ("Jane Doe", "janedoe2024", "jane.doe@example.com")
     assert (user.roles, user.is_verified, user.is_active, user.version) == (["user"], False, True, 1)
-    assert user.password.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
+    assert user.password.startswith("argon2$argon2id$v=19$m=7168,t=5,p=1$")
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["jane.doe@example.com"]
     assert mail.outbox[0].subject == "Your verification code"

@@ -20,6 +20,7 @@ from auth_service.accounts import services
 from auth_service.accounts.mail import DevMailBackend, seal, unseal
 from auth_service.accounts.models import RecoveryToken, User, VerificationCode
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
+from common.outbox import relay
 
 
 def test_dev_mail_backend_prints_and_writes_one_eml_file_per_message(tmp_path: Path, settings: Any) -> None:
@@ -87,6 +88,17 @@ def test_kick_relay_enqueues_the_relay(monkeypatch: pytest.MonkeyPatch) -> None:
     tasks.kick_relay()
 
     assert kicked == [False]
+
+
+def test_kick_relay_wakes_the_in_process_relay_instead_of_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    kicked: list[bool] = []
+    woken: list[bool] = []
+    monkeypatch.setattr(tasks.relay_outbox, "apply_async", lambda **options: kicked.append(options["retry"]))
+    monkeypatch.setattr(relay, "_local_wakers", [lambda: woken.append(True)])
+
+    tasks.kick_relay()
+
+    assert (woken, kicked) == ([True], [])
 
 
 def test_kick_relay_swallows_and_logs_a_broker_failure(

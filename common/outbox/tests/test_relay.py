@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -10,7 +11,9 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
+from typing import Any
 
+import nats
 import orjson
 import pytest
 from django.conf import settings
@@ -24,7 +27,7 @@ from common.contracts import events
 from common.inbox.testing import Sandbox, event_stream_sandbox
 from common.messaging.jetstream import MSG_ID_HEADER
 from common.outbox.models import OutboxEvent
-from common.outbox.relay import relay_pending
+from common.outbox.relay import LocalRelay, relay_pending, relay_wake_local
 from common.outbox.services import outbox_claim
 from common.outbox.tests.factories import append_event
 
@@ -78,6 +81,22 @@ def test_events_of_one_aggregate_reach_the_stream_in_commit_order(stream: Sandbo
 
     expected = [str(r.event_id) for r in rows if r.aggregate_id == busy]
     assert [i for i in _msg_ids(stream) if i in expected] == expected
+
+
+def test_batches_claimed_while_the_previous_one_is_in_flight_keep_each_aggregate_in_order(stream: Sandbox) -> None:
+    aggregates = [uuid.uuid4() for _ in range(7)]
+    rows = [append_event(aggregates[n % 7 if n % 3 else 0], version=n + 1) for n in range(300)]
+
+    with stream.wire_tap() as wire:
+        assert relay_pending(batch_size=20) == 300
+
+    assert len(wire) == 300
+    stored = _msg_ids(stream)
+    assert sorted(stored) == sorted(str(r.event_id) for r in rows)
+    for aggregate in aggregates:
+        expected = [str(r.event_id) for r in rows if r.aggregate_id == aggregate]
+        assert [i for i in stored if i in set(expected)] == expected
+    assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 0
 
 
 def test_two_relays_at_once_publish_every_row_exactly_once_and_in_order(stream: Sandbox) -> None:
@@ -241,10 +260,85 @@ def test_relay_outbox_loop_keeps_relaying_until_sigterm(stream: Sandbox) -> None
         late.join()
         stop.join()
 
-    assert out.getvalue().strip() == "stopped; published 2 event(s)"
+    assert out.getvalue().strip().splitlines() == ["relaying until SIGTERM", "stopped; published 2 event(s)"]
     assert elapsed < 3.0
     assert signal.getsignal(signal.SIGTERM) is previous
     assert stream.stream_info().state.messages == 2
+
+
+class _RunningLocalRelay:
+    """A LocalRelay on an event loop and NATS connection of its own, as in a bridge process."""
+
+    def __init__(self, relay: LocalRelay) -> None:
+        self.relay = relay
+        self.loop = asyncio.new_event_loop()
+        self.stop = asyncio.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            nc = await nats.connect(settings.NATS_URL)
+            try:
+                await self.relay(nc, self.stop, None)
+            finally:
+                await nc.close()
+
+        try:
+            self.loop.run_until_complete(main())
+        except BaseException as exc:
+            self.errors.append(exc)
+        finally:
+            self.loop.close()
+            connection.close()
+
+    def __enter__(self) -> _RunningLocalRelay:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+
+def _wait_for(predicate: Any, timeout: float = 5.0) -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, "timed out"
+        time.sleep(0.005)
+    return time.monotonic() - started
+
+
+def test_the_in_process_relay_publishes_what_was_pending_then_each_commit_it_is_woken_for(stream: Sandbox) -> None:
+    pending = append_event()
+    assert relay_wake_local() is False  # no relay in this process yet
+
+    # Idle polling far away: only the start and the wake-ups can make it relay within the test.
+    with _RunningLocalRelay(LocalRelay(idle_seconds=60)) as running:
+        _wait_for(lambda: stream.stream_info().state.messages == 1)
+        later = [append_event(), append_event()]
+        time.sleep(0.2)
+        assert stream.stream_info().state.messages == 1  # committed, but nobody woke the relay
+
+        assert relay_wake_local() is True
+        elapsed = _wait_for(lambda: stream.stream_info().state.messages == 3)
+
+    assert running.errors == []
+    assert not running.thread.is_alive()
+    assert elapsed < 1.0
+    assert relay_wake_local() is False  # unregistered when it stopped
+    assert _msg_ids(stream) == [str(r.event_id) for r in [pending, *later]]
+    assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 0
+
+
+def test_the_in_process_relay_keeps_going_while_batches_come_back_full(stream: Sandbox) -> None:
+    rows = [append_event() for _ in range(25)]
+
+    with _RunningLocalRelay(LocalRelay(batch_size=2, idle_seconds=60)) as running:
+        _wait_for(lambda: OutboxEvent.objects.filter(published_at__isnull=True).count() == 0)
+
+    assert running.errors == []
+    assert _msg_ids(stream) == [str(r.event_id) for r in rows]
 
 
 def test_provision_streams_creates_then_leaves_alone_then_updates() -> None:

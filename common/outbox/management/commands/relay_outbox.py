@@ -33,6 +33,8 @@ class Command(BaseCommand):
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
         total = 0
+        self.stdout.write("relaying until SIGTERM")
+        self.stdout.flush()
         try:
             while not stop.is_set():
                 # A dead connection (database restart) is replaced here rather than failing every later turn.
