@@ -32,7 +32,7 @@ from common.conf.logging import current_log_level, set_service_log_level
 from common.contracts import subjects
 from common.contracts.envelope import REQUEST_ID_HEADER, Agent, Request, error_reply, ok_reply
 from common.contracts.errors import BadRequest, InternalError, ServiceError, ServiceUnavailable
-from common.messaging.client import server_urls
+from common.messaging.client import server_urls, tune_switch_interval
 from common.messaging.codec import dumps, loads
 
 log = logging.getLogger("common.bridge")
@@ -260,6 +260,8 @@ class Bridge:
 
 def run_forever(bridge: Bridge) -> None:
     """Run a bridge until SIGTERM or SIGINT."""
+
+    tune_switch_interval()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
