@@ -29,7 +29,8 @@ _PUBLIC_USER = f"""json_build_object(
 _LIST_SQL = f"""
 SELECT (SELECT count(*) FROM users_user WHERE is_deleted = false {{filters}}),
        coalesce(json_agg({_PUBLIC_USER} ORDER BY u.created_at, u.id), '[]')::text
-FROM (SELECT * FROM users_user WHERE is_deleted = false {{filters}} ORDER BY created_at, id LIMIT %s OFFSET %s) AS u
+FROM (SELECT id, name, username, email, roles, is_verified, is_active, created_at, updated_at FROM users_user
+      WHERE is_deleted = false {{filters}} ORDER BY created_at, id LIMIT %s OFFSET %s) AS u
 """  # noqa: S608 - constant fragments only; values are parameters
 _GET_SQL = f"SELECT {_PUBLIC_USER}::text FROM users_user AS u WHERE u.id = %s AND u.is_deleted = false"  # noqa: S608 - constant fragments only
 
