@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from common.contracts import subjects
@@ -11,6 +10,7 @@ from common.contracts.envelope import Request
 from common.contracts.errors import NotFound, ValidationFailed
 from common.inbox.consumer import JetStreamConsumer
 from common.messaging.bridge import BackgroundTask, Handler
+from common.messaging.codec import RawJSON
 from common.messaging.jetstream import user_events_consumer, user_events_provision
 from main_api.users.selectors import user_get, user_list
 from main_api.users.services import user_apply_event
@@ -27,11 +27,11 @@ def handle_user_find_all(request: Request) -> dict[str, Any]:
     active = _boolean(data, "active", errors)
     verified = _boolean(data, "verified", errors)
     _raise_if(errors)
-    total, rows = user_list(limit=limit, offset=offset, active=active, verified=verified)
-    return {"limit": limit, "offset": offset, "total": total, "results": [render_user(row) for row in rows]}
+    total, results = user_list(limit=limit, offset=offset, active=active, verified=verified)
+    return {"limit": limit, "offset": offset, "total": total, "results": RawJSON(results)}
 
 
-def handle_user_find_one(request: Request) -> dict[str, Any]:
+def handle_user_find_one(request: Request) -> RawJSON:
     data = _fields_of(request.data, allowed=("id",))
     raw = data.get("id")
     if not isinstance(raw, str) or not raw:
@@ -41,34 +41,15 @@ def handle_user_find_one(request: Request) -> dict[str, Any]:
     except ValueError:
         # No user can have an id that is not a UUID: the answer is the same as for an unknown one.
         raise NotFound("User not found") from None
-    row = user_get(user_id=user_id)
-    if row is None:
+    user = user_get(user_id=user_id)
+    if user is None:
         raise NotFound("User not found")
-    return render_user(row)
+    return RawJSON(user)
 
 
 def handle_main_seed(request: Request) -> dict[str, bool]:
     # main_api holds no seed data of its own: seeded users arrive as the auth service's events.
     return {"ok": True}
-
-
-def render_user(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "username": row["username"],
-        "email": row["email"],
-        "roles": list(row["roles"]),
-        "verifiedAccount": row["is_verified"],
-        "active": row["is_active"],
-        "createdAt": _iso(row["created_at"]),
-        "updatedAt": _iso(row["updated_at"]),
-    }
-
-
-def _iso(value: datetime) -> str:
-    """UTC with milliseconds and `Z`, as JavaScript's Date.toISOString() renders it (the original's clients)."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _fields_of(data: Any, *, allowed: tuple[str, ...]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from common.contracts.errors import ServiceError
@@ -21,9 +21,14 @@ class Agent:
     user_agent: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["roles"] = list(self.roles)
-        return data
+        # Field by field: dataclasses.asdict deep-copies recursively and cost a fifth of a request's client CPU.
+        return {
+            "id": self.id,
+            "roles": list(self.roles),
+            "sid": self.sid,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Agent | None:

@@ -1,9 +1,11 @@
 """The bridge: serves a project's NATS handlers in its queue group, and stops gracefully.
 
-Handlers are plain synchronous functions (they use the ORM), run on a bounded thread pool; each message is
-its own task so one slow request never holds up the subject. On SIGTERM the bridge unsubscribes first (no
-new work arrives, other instances of the queue group take it), waits for in-flight requests to answer, stops
-background consumers, then drains the connection.
+Handlers are plain synchronous functions (they use the ORM), run on a bounded thread pool, so one slow
+request (an argon2 login) never holds up the loop or the subject. The hand-off is as cheap as it can be: the
+loop submits each message straight to the pool (no task, future or semaphore per message) and a worker posts
+its encoded reply to a queue that one sender coroutine on the loop publishes from, woken once for however many
+replies are waiting. On SIGTERM the bridge unsubscribes first (no new work arrives, other instances of the queue
+group take it), waits for in-flight requests to answer, stops background consumers, then drains the connection.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
@@ -28,7 +32,7 @@ from common.conf.logging import current_log_level, set_service_log_level
 from common.contracts import subjects
 from common.contracts.envelope import REQUEST_ID_HEADER, Agent, Request, error_reply, ok_reply
 from common.contracts.errors import BadRequest, InternalError, ServiceError, ServiceUnavailable
-from common.messaging.client import server_urls
+from common.messaging.client import server_urls, tune_switch_interval
 from common.messaging.codec import dumps, loads
 
 log = logging.getLogger("common.bridge")
@@ -100,7 +104,11 @@ def dispatch(handler: Handler, subject: str, raw: bytes, headers: Mapping[str, s
 
 
 class Bridge:
-    """Serves `handlers` (subject → function) in queue group `queue`, plus optional background tasks."""
+    """Serves `handlers` (subject → function) in queue group `queue`, plus optional background tasks.
+
+    `workers` threads run the handlers (and the background tasks' blocking work): at most that many requests
+    are handled at once, the rest wait in the pool's queue in arrival order.
+    """
 
     def __init__(
         self,
@@ -123,9 +131,17 @@ class Bridge:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{service}-handler")
         self.stop_event = asyncio.Event()
         self.ready_event = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
+        # Loop side: requests received and not yet answered, and whether there are none.
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        # Worker side: (reply subject or None, encoded reply) waiting for the sender, and whether it was woken.
+        self._replies: deque[tuple[str | None, bytes]] = deque()
+        self._replies_ready = asyncio.Event()
+        self._wake_lock = threading.Lock()
+        self._wake_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._subs: list[Subscription] = []
-        self._slots = asyncio.Semaphore(workers * 4)
 
     def _builtin_handlers(self) -> dict[str, Handler]:
         def health(_: Request) -> dict[str, str]:
@@ -148,23 +164,50 @@ class Bridge:
             raise BadRequest(str(exc)) from None
         return {"service": self.service, "level": applied}
 
-    async def _serve(self, msg: Msg, handler: Handler) -> None:
-        async with self._slots:
-            loop = asyncio.get_running_loop()
-            reply = await loop.run_in_executor(self.pool, dispatch, handler, msg.subject, msg.data, msg.headers)
-        if msg.reply:
-            try:
-                await msg.respond(reply)
-            except Exception:  # the requester may be gone; nothing else to do but say so
-                log.warning("could not send reply", extra={"subject": msg.subject}, exc_info=True)
-
     def _callback(self, handler: Handler) -> Callable[[Msg], Awaitable[None]]:
         async def on_message(msg: Msg) -> None:
-            task = asyncio.create_task(self._serve(msg, handler))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            self._inflight += 1
+            self._idle.clear()
+            self.pool.submit(self._work, handler, msg.subject, msg.data, msg.headers, msg.reply or None)
 
         return on_message
+
+    def _work(
+        self, handler: Handler, subject: str, data: bytes, headers: Mapping[str, str] | None, reply_to: str | None
+    ) -> None:
+        """Worker thread: handle one request and hand its reply to the sender (every request posts one entry,
+        replied to or not, so the in-flight count always comes back down)."""
+        try:
+            reply = dispatch(handler, subject, data, headers)
+        except BaseException:  # dispatch answers every handler error itself; this is a bug in dispatch
+            log.exception("dispatch failed", extra={"subject": subject})
+            reply = dumps(error_reply(InternalError()))
+        self._replies.append((reply_to, reply))
+        with self._wake_lock:
+            if self._wake_pending:
+                return  # the sender is already due to run and will find this reply
+            self._wake_pending = True
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._replies_ready.set)
+
+    async def _send_replies(self, nc: NatsConnection) -> None:
+        """Loop side: publish the replies the workers posted, one wake-up for all that are waiting."""
+        while True:
+            await self._replies_ready.wait()
+            self._replies_ready.clear()
+            with self._wake_lock:
+                # Cleared before draining: a reply posted from now on wakes the sender again.
+                self._wake_pending = False
+            while self._replies:
+                reply_to, reply = self._replies.popleft()
+                if reply_to:
+                    try:
+                        await nc.publish(reply_to, reply)
+                    except Exception:  # the requester may be gone; nothing else to do but say so
+                        log.warning("could not send reply", extra={"subject": reply_to}, exc_info=True)
+                self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
 
     async def run(self) -> None:
         nc = await nats.connect(
@@ -174,6 +217,8 @@ class Bridge:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
         )
+        self._loop = asyncio.get_running_loop()
+        sender = asyncio.create_task(self._send_replies(nc))
         try:
             for subject, handler in {**self._builtin_handlers(), **self.handlers}.items():
                 self._subs.append(await nc.subscribe(subject, queue=self.queue, cb=self._callback(handler)))
@@ -194,11 +239,14 @@ class Bridge:
                     await sub.unsubscribe()
                 except Exception:  # already gone with the connection; in-flight work still finishes below
                     log.warning("unsubscribe failed", exc_info=True)
-            if self._inflight:
-                await asyncio.wait(set(self._inflight), timeout=self.grace_seconds)
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=self.grace_seconds)
+            except TimeoutError:
+                log.warning("bridge stopping with requests unanswered", extra={"inflight": self._inflight})
             if tasks:
                 await asyncio.wait(tasks, timeout=self.grace_seconds)
         finally:
+            sender.cancel()
             try:
                 await nc.drain()
             except Exception:  # closing is best effort at shutdown
@@ -212,6 +260,8 @@ class Bridge:
 
 def run_forever(bridge: Bridge) -> None:
     """Run a bridge until SIGTERM or SIGINT."""
+
+    tune_switch_interval()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

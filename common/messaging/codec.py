@@ -6,6 +6,9 @@ from typing import Any
 
 import orjson
 
+# JSON already encoded (e.g. built by PostgreSQL), embedded in a reply as it is: `dumps` copies its bytes.
+RawJSON = orjson.Fragment
+
 
 def dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)

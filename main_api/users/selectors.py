@@ -1,36 +1,43 @@
-"""Reads of the users read model: plain rows (no model instances), oldest first, deleted users never shown."""
+"""Reads of the users read model, answered in the public JSON shape built by PostgreSQL, deleted users never shown.
+
+This is the hot read path (every `GET /api/user` is one of these), so each read is one round trip of one
+prepared statement whose single row already holds the reply's JSON: no model instances, no per-row Python (the
+uuid, timestamp and array loaders cost more than the query itself), no query compilation. The rows are rendered
+as the public user (`id`, `name`, `username`, `email`, `roles`, `verifiedAccount`, `active`, `createdAt`,
+`updatedAt`); timestamps are UTC with milliseconds and `Z`, as JavaScript's Date.toISOString() renders them (the
+original's clients), truncated like it.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+import psycopg
 from django.db import connection
 
-from main_api.users.models import User
+_ISO = """'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'"""
+_PUBLIC_USER = f"""json_build_object(
+    'id', u.id, 'name', u.name, 'username', u.username, 'email', u.email, 'roles', u.roles,
+    'verifiedAccount', u.is_verified, 'active', u.is_active,
+    'createdAt', to_char(u.created_at AT TIME ZONE 'UTC', {_ISO}),
+    'updatedAt', to_char(u.updated_at AT TIME ZONE 'UTC', {_ISO}))"""
 
-PUBLIC_FIELDS = ("id", "name", "username", "email", "roles", "is_verified", "is_active", "created_at", "updated_at")
+# A page and its exact total in one row. The count is an uncorrelated subquery (evaluated once); the page walks
+# the (created_at, id) index of live users and stops after `limit` rows. An aggregate always yields one row, so
+# an offset past the end still carries the total (and `[]`).
+_LIST_SQL = f"""
+SELECT (SELECT count(*) FROM users_user WHERE is_deleted = false {{filters}}),
+       coalesce(json_agg({_PUBLIC_USER} ORDER BY u.created_at, u.id), '[]')::text
+FROM (SELECT id, name, username, email, roles, is_verified, is_active, created_at, updated_at FROM users_user
+      WHERE is_deleted = false {{filters}} ORDER BY created_at, id LIMIT %s OFFSET %s) AS u
+"""  # noqa: S608 - constant fragments only; values are parameters
+_GET_SQL = f"SELECT {_PUBLIC_USER}::text FROM users_user AS u WHERE u.id = %s AND u.is_deleted = false"  # noqa: S608 - constant fragments only
 
 
-# One round trip for a page and its total. The count is an uncorrelated subquery (evaluated once), so the page
-# itself still walks the (created_at, id) index and stops after `limit` rows; a window count would sort every
-# matching row first. Only an offset past the end (no row to carry the total) costs a second query. Raw SQL
-# because this is the hot read path: the ORM's query compilation cost as much as the query itself.
-_LIST_SQL = """
-SELECT id, name, username, email, roles, is_verified, is_active, created_at, updated_at,
-       (SELECT count(*) FROM users_user WHERE is_deleted = false {filters}) AS total
-FROM users_user
-WHERE is_deleted = false {filters}
-ORDER BY created_at, id
-LIMIT %s OFFSET %s
-"""
-_COUNT_SQL = "SELECT count(*) FROM users_user WHERE is_deleted = false {filters}"
-
-
-def user_list(
-    *, limit: int, offset: int, active: bool | None = None, verified: bool | None = None
-) -> tuple[int, list[dict[str, Any]]]:
-    """One page of users, oldest first (created_at, then id for a stable order), and how many match in total."""
+def user_list(*, limit: int, offset: int, active: bool | None = None, verified: bool | None = None) -> tuple[int, str]:
+    """One page of users as a JSON array, oldest first (created_at, then id: a stable order), and the exact
+    number of users matching the filters."""
     clauses: list[str] = []
     params: list[Any] = []
     if active is not None:
@@ -40,16 +47,25 @@ def user_list(
         clauses.append("AND is_verified = %s")
         params.append(verified)
     filters = " ".join(clauses)
-    with connection.cursor() as cursor:
-        cursor.execute(_LIST_SQL.format(filters=filters), [*params, *params, limit, offset])
-        fetched = cursor.fetchall()
-        if not fetched:
-            cursor.execute(_COUNT_SQL.format(filters=filters), params)
-            count_row = cursor.fetchone()
-            return (int(count_row[0]) if count_row else 0), []
-    total = int(fetched[0][-1])
-    return total, [dict(zip(PUBLIC_FIELDS, row[:-1], strict=True)) for row in fetched]
+    row = _fetchone(_LIST_SQL.format(filters=filters), [*params, *params, limit, offset])
+    assert row is not None  # an aggregate without GROUP BY always returns its row
+    return int(row[0]), str(row[1])
 
 
-def user_get(*, user_id: uuid.UUID) -> dict[str, Any] | None:
-    return User.objects.filter(id=user_id, is_deleted=False).values(*PUBLIC_FIELDS).first()
+def user_get(*, user_id: uuid.UUID) -> str | None:
+    """One live user as a JSON object, or None."""
+    row = _fetchone(_GET_SQL, [user_id])
+    return None if row is None else str(row[0])
+
+
+def _fetchone(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """Run a read as a prepared statement on this thread's Django connection, with Django's error classes.
+
+    A server-side-binding psycopg cursor (Django's own uses client-side binding, which cannot be prepared):
+    after the first execution PostgreSQL skips parsing and planning, and psycopg skips composing the query.
+    """
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchone()

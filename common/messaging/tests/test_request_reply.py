@@ -87,6 +87,26 @@ def test_bridge_serves_requests_concurrently(nats_client: NatsClient) -> None:
     assert elapsed < 1.5, f"4 requests of 0.5 s took {elapsed:.2f} s: not concurrent"
 
 
+def test_many_requests_in_flight_each_get_their_own_reply(nats_client: NatsClient) -> None:
+    # Replies leave the bridge in batches; each must still reach its own requester, with its own request id.
+    replies: dict[int, object] = {}
+
+    def call(n: int) -> None:
+        token = request_id_var.set(f"req-burst-{n:04d}")
+        try:
+            replies[n] = nats_client.request("test.echo", {"n": n}, agent=Agent(id=f"u-{n}"), timeout=10)
+        finally:
+            request_id_var.reset(token)
+
+    with bridge_in_thread(service="common", workers=4):
+        threads = [threading.Thread(target=call, args=(n,)) for n in range(64)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert replies == {n: {"data": {"n": n}, "agent": f"u-{n}", "requestId": f"req-burst-{n:04d}"} for n in range(64)}
+
+
 def test_graceful_stop_finishes_in_flight_requests(nats_client: NatsClient) -> None:
     outcome: dict[str, object] = {}
     with bridge_in_thread(service="common") as bridge:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.db import DatabaseError, connection
 
 from common.contracts import subjects
 from common.contracts.errors import ServiceError
+from common.messaging.bridge import dispatch
 from common.messaging.client import NatsClient
+from common.messaging.codec import dumps, loads
 from common.testing.plugin import bridge_in_thread
+from main_api.handlers import handle_user_find_all, handle_user_find_one
 from main_api.users.models import User
 from main_api.users.tests.factories import UserFactory
 
@@ -159,3 +164,29 @@ def test_one_rejects_a_malformed_request(main: NatsClient, data: dict[str, Any],
 def test_seed_is_a_no_op_success(main: NatsClient) -> None:
     assert main.request(subjects.MAIN_SEED, None) == {"ok": True}
     assert User.objects.count() == 0
+
+
+@pytest.mark.parametrize("subject", [subjects.USER_FIND_ALL, subjects.USER_FIND_ONE])
+def test_a_dead_database_connection_answers_503_then_the_next_request_reconnects(subject: str) -> None:
+    user = UserFactory()
+    handler = handle_user_find_all if subject == subjects.USER_FIND_ALL else handle_user_find_one
+    raw = dumps({"data": {"id": str(user.id)} if subject == subjects.USER_FIND_ONE else {}})
+    # The server ends this thread's session, as a database restart or failover would.
+    with connection.cursor() as cursor, contextlib.suppress(DatabaseError):
+        cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    failed = loads(dispatch(handler, subject, raw, None))
+    recovered = loads(dispatch(handler, subject, raw, None))
+
+    assert failed == {
+        "ok": False,
+        "error": {
+            "statusCode": 503,
+            "error": "Service Unavailable",
+            "message": "Database unavailable",
+            "code": "service_unavailable",
+        },
+    }
+    assert recovered["ok"] is True
+    found = recovered["data"]["results"][0] if subject == subjects.USER_FIND_ALL else recovered["data"]
+    assert found["id"] == str(user.id)
