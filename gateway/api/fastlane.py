@@ -1,34 +1,40 @@
 """The lean path of the hot read routes: the DRF views' checks and answers, without DRF's per-request machinery.
 
 `GET /api/user`, `GET /api/user/<id>` (with an `Authorization: Bearer` header) and `GET /.well-known/jwks.json`,
-asking for JSON, are answered by this middleware, the innermost one: Django's handler and the other middleware
-(request id, access log, host check, security headers, Content-Length) run exactly as for any request. What is
-left out is what costs and decides nothing here: DRF's Request wrapper, content negotiation, view instances,
-serializer instantiation and URL resolution a second time.
+asking for JSON, are answered without DRF's Request wrapper, content negotiation, view instance and serializer
+copies. Served by gateway.wsgi, `LeanFront` answers them before Django's handler, calling the same middleware
+hooks the handler would; `LeanRoutesMiddleware`, the innermost middleware, answers them inside Django's handler
+(the test client, or whenever the front steps aside).
 
 Both paths call the same code: `authenticate_request` (token, JWKS, session liveness), the view's permission
 and throttle classes, `users_page`/`user_by_id`/`jwks_response` (query validation, forwarding), the DRF
 exception handler (the error envelope and status mapping), the view's response headers (Allow, Vary),
 `default_cache_control` and the view's first renderer. Anything else takes the DRF path unchanged: other methods
 (HEAD and OPTIONS too), another Accept (the browsable API), `?format=`, no bearer header (cookies, anonymous),
-unknown or other paths. LEAN_ROUTES=false turns the lean path off.
+unknown or other paths. LEAN_ROUTES=false turns the lean path off. gateway/api/tests/test_fastlane.py holds
+both paths to identical answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
+from django.core.handlers.exception import response_for_exception
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import Resolver404, resolve
+from django.middleware.common import CommonMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.urls import Resolver404, resolve, set_urlconf
 from django.utils.cache import patch_vary_headers
+from django.utils.log import log_response
 from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -39,6 +45,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.mediatypes import _MediaType
 
+from common.api.middleware import in_request_context
 from gateway.api import views
 from gateway.api.authentication import AccessTokenAuthentication, authenticate_request
 
@@ -167,6 +174,31 @@ def _has_bearer_header(request: HttpRequest) -> bool:
     return bool(parts) and parts[0].lower() == b"bearer"
 
 
+def lean_routes() -> dict[Any, LeanRoute]:
+    """The lean routes by view class (built once: they depend on the views and the DRF settings only)."""
+    global _routes
+    if _routes is None:
+        built = {view_class: lean_route(view_class, body) for view_class, body in BODIES.items()}
+        _routes = {view_class: route for view_class, route in built.items() if route is not None}
+    return _routes
+
+
+_routes: dict[Any, LeanRoute] | None = None
+
+
+def lean_match(request: HttpRequest) -> tuple[LeanRoute, dict[str, Any]] | None:
+    """The lean route that serves this request and its arguments; None: DRF serves it. Reads, changes nothing."""
+    if request.method != "GET" or request.META.get("HTTP_ACCEPT", "*/*") not in _PLAIN_ACCEPT:
+        return None
+    view_class, kwargs = _resolved(request.path_info, getattr(request, "urlconf", None))
+    route = lean_routes().get(view_class)
+    if route is None or api_settings.URL_FORMAT_OVERRIDE in request.GET:
+        return None
+    if route.authenticates and not _has_bearer_header(request):
+        return None
+    return route, dict(kwargs)
+
+
 class LeanRoutesMiddleware:
     """Answers the hot GET routes on the lean path (above); hands every other request on unchanged."""
 
@@ -174,29 +206,78 @@ class LeanRoutesMiddleware:
         if not settings.LEAN_ROUTES:
             raise MiddlewareNotUsed()
         self.get_response = get_response
-        self._routes: dict[Any, LeanRoute] | None = None
-
-    @property
-    def routes(self) -> dict[Any, LeanRoute]:
-        if self._routes is None:
-            built = {view_class: lean_route(view_class, body) for view_class, body in BODIES.items()}
-            self._routes = {view_class: route for view_class, route in built.items() if route is not None}
-        return self._routes
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.lean_response(request) if request.method == "GET" else None
-        return response if response is not None else self.get_response(request)
+        found = lean_match(request)
+        if found is None:
+            return self.get_response(request)
+        route, kwargs = found
+        return route.respond(request, kwargs)
 
-    def lean_response(self, request: HttpRequest) -> HttpResponseBase | None:
-        if request.META.get("HTTP_ACCEPT", "*/*") not in _PLAIN_ACCEPT:
-            return None
-        view_class, kwargs = _resolved(request.path_info, getattr(request, "urlconf", None))
-        route = self.routes.get(view_class)
-        if route is None or api_settings.URL_FORMAT_OVERRIDE in request.GET:
-            return None
-        if route.authenticates and not _has_bearer_header(request):
-            return None
-        return route.respond(request, dict(kwargs))
+
+# The middleware the WSGI front (below) stands for, in order; with any other list it steps aside.
+FRONT_MIDDLEWARE = (
+    "common.api.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "gateway.api.fastlane.LeanRoutesMiddleware",
+)
+
+
+class LeanFront:
+    """The gateway's WSGI application: lean routes answered in front of Django's handler, the rest handed to it.
+
+    For a lean route this runs what Django's handler would, minus the request_started/finished signals (their
+    receivers close database connections; the gateway has none) and the per-layer wrappers: the request context
+    and access log (in_request_context), SecurityMiddleware and CommonMiddleware (the same instances' own
+    process_request/process_response), Django's exception-to-response conversion and its log of 4xx/5xx answers.
+    A request either middleware would redirect or refuse (SSL redirect, PREPEND_WWW, disallowed host or user
+    agent) is left entirely to Django.
+    """
+
+    def __init__(self, django_app: WSGIHandler) -> None:
+        self.django = django_app
+        self.enabled = bool(settings.LEAN_ROUTES) and tuple(settings.MIDDLEWARE) == FRONT_MIDDLEWARE
+        self.security = SecurityMiddleware(_never_called)
+        self.common = CommonMiddleware(_never_called)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.enabled and environ.get("REQUEST_METHOD") == "GET":
+            request = WSGIRequest(environ)
+            found = lean_match(request)
+            if found is not None and self._passes_middleware(request):
+                response = self._respond(request, *found)
+                start_response(
+                    f"{response.status_code} {response.reason_phrase}",
+                    [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())],
+                )
+                return [response.content]  # type: ignore[attr-defined]
+        return self.django(environ, start_response)
+
+    def _passes_middleware(self, request: HttpRequest) -> bool:
+        try:
+            return self.security.process_request(request) is None and self.common.process_request(request) is None
+        except Exception:  # noqa: BLE001 - a refused host or user agent: Django answers (and logs) it
+            return False
+
+    def _respond(self, request: HttpRequest, route: LeanRoute, kwargs: dict[str, Any]) -> HttpResponseBase:
+        def inner(request: HttpRequest) -> HttpResponseBase:
+            try:
+                response = route.respond(request, kwargs)
+            except Exception as exc:  # noqa: BLE001 - as convert_exception_to_response
+                response = response_for_exception(request, exc)
+            response = self.common.process_response(request, response)
+            return self.security.process_response(request, response)  # type: ignore[arg-type]
+
+        set_urlconf(settings.ROOT_URLCONF)
+        response = in_request_context(request, inner)
+        if response.status_code >= 400:
+            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)  # type: ignore[arg-type]
+        return response
+
+
+def _never_called(request: HttpRequest) -> HttpResponseBase:
+    raise AssertionError("the WSGI front calls the middleware's hooks, not the middleware")
 
 
 @lru_cache(maxsize=4096)

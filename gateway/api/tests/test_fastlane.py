@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -69,7 +70,7 @@ def captured_logs() -> Iterator[Capture]:
             logger.removeHandler(capture)
 
 
-def call(app: WSGIHandler, path: str, *, method: str = "GET", headers: dict[str, str] | None = None) -> Answer:
+def call(app: Any, path: str, *, method: str = "GET", headers: dict[str, str] | None = None) -> Answer:
     environ = RequestFactory().generic(method, path, headers={"X-Request-Id": REQUEST_ID, **(headers or {})}).environ
     started: list[Any] = []
     with captured_logs() as capture:
@@ -77,7 +78,8 @@ def call(app: WSGIHandler, path: str, *, method: str = "GET", headers: dict[str,
             environ, lambda status, response_headers, exc_info=None: started.extend([status, response_headers])
         )
         body = b"".join(chunks)
-        chunks.close()  # type: ignore[attr-defined]
+        if hasattr(chunks, "close"):
+            chunks.close()
     logs = tuple(
         (record.name, record.levelname, record.getMessage(), *(getattr(record, name, None) for name in LOGGED_FIELDS))
         for record in capture.records
@@ -89,7 +91,7 @@ def call(app: WSGIHandler, path: str, *, method: str = "GET", headers: dict[str,
 class Paths:
     """Both WSGI handlers, and how many requests the lean path served."""
 
-    lean: WSGIHandler
+    lean: Any
     drf: WSGIHandler
     served: list[str]
 
@@ -119,8 +121,10 @@ class Paths:
         return lean_answer
 
 
-@pytest.fixture
-def paths(monkeypatch: pytest.MonkeyPatch) -> Paths:
+@pytest.fixture(params=["front", "middleware"])
+def paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Paths:
+    """The lean path as served (gateway.wsgi: the WSGI front), and as the innermost middleware alone (the test
+    client's way, and Django's own handler whenever the front steps aside)."""
     served: list[str] = []
     respond = fastlane.LeanRoute.respond
 
@@ -129,7 +133,9 @@ def paths(monkeypatch: pytest.MonkeyPatch) -> Paths:
         return respond(route, request, kwargs)
 
     monkeypatch.setattr(fastlane.LeanRoute, "respond", counting)
-    lean = WSGIHandler()
+    lean: Any = fastlane.LeanFront(WSGIHandler()) if request.param == "front" else WSGIHandler()
+    if request.param == "front":
+        assert lean.enabled
     with override_settings(LEAN_ROUTES=False):
         drf = WSGIHandler()
     return Paths(lean=lean, drf=drf, served=served)
@@ -206,6 +212,11 @@ def test_user_routes_answer_alike(services: RunningStack, paths: Paths, member: 
         paths.same("/api/user?limit=1", lean=False, method=method, headers=auth)
     for path in ("/api/user/", f"/api/user/{api.user_id}/", "/api/users", "/api/user/deactivate/x", "/api/userx"):
         paths.same(path, lean=False, headers=auth)
+    # A host not in ALLOWED_HOSTS: Django's 400 on both sides.
+    assert status_of(paths.same("/api/user?limit=1", lean=False, headers={**auth, "Host": "evil.example"})) == 400
+    with override_settings(DISALLOWED_USER_AGENTS=[re.compile("badbot")]):
+        refused = paths.same("/api/user?limit=1", lean=False, headers={**auth, "User-Agent": "badbot/1"})
+    assert status_of(refused) == 403
 
 
 def test_authorization_variants_answer_alike(services: RunningStack, paths: Paths, member: tuple[Api, Account]) -> None:
