@@ -6,4 +6,9 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.dev")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+# The hot read routes are answered in front of Django's handler (gateway/api/fastlane.py); the rest go to it.
+from gateway.api.fastlane import LeanFront  # noqa: E402 - needs the settings and apps loaded above
+
+application = LeanFront(django_application)

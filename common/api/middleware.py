@@ -6,7 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 
 from common.conf.context import accept_request_id, request_id_var, user_id_var
 from common.contracts.envelope import REQUEST_ID_HEADER
@@ -15,28 +16,35 @@ log = logging.getLogger("common.http")
 
 
 class RequestContextMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        started = time.perf_counter()
-        request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
-        rid_token = request_id_var.set(request_id)
-        uid_token = user_id_var.set(None)
-        try:
-            response = self.get_response(request)
-            response[REQUEST_ID_HEADER] = request_id
-            log.info(
-                "http request",
-                extra={
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "user_id": user_id_var.get(),
-                },
-            )
-            return response
-        finally:
-            request_id_var.reset(rid_token)
-            user_id_var.reset(uid_token)
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return in_request_context(request, self.get_response)
+
+
+def in_request_context(
+    request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponseBase]
+) -> HttpResponseBase:
+    """`get_response(request)` with the request id (accepted or new) and user id set, then the access log line."""
+    started = time.perf_counter()
+    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    rid_token = request_id_var.set(request_id)
+    uid_token = user_id_var.set(None)
+    try:
+        response = get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        log.info(
+            "http request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "user_id": user_id_var.get(),
+            },
+        )
+        return response
+    finally:
+        request_id_var.reset(rid_token)
+        user_id_var.reset(uid_token)

@@ -11,6 +11,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from django.conf import settings
+from django.http import HttpRequest
 from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
@@ -34,6 +35,7 @@ REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "roles", "jti", "iat", "exp")
 # A token is a few hundred bytes; refusing huge headers early keeps parsing cost bounded.
 MAX_TOKEN_LENGTH = 8192
 REFUSED = "Invalid or expired access token"
+BEARER_CHALLENGE = 'Bearer realm="api"'
 
 KeyLookup = Callable[[str], RSAPublicKey | None]
 # The gateway's clock for exp/iat; a module attribute so tests can move time instead of waiting for it.
@@ -176,60 +178,68 @@ def session_is_live(sid: str) -> bool:
         raise ServiceUnavailable("Session store unavailable") from exc
 
 
-class AccessTokenAuthentication(BaseAuthentication):
+def authenticate_request(request: HttpRequest) -> tuple[GatewayUser, dict[str, Any]] | None:
     """`Authorization: Bearer <access token>`; no header means anonymous, a bad token means 401.
 
     Without any Authorization header, the browsable API's `access` cookie (BROWSABLE_API) is read instead and
     passes exactly the same checks; a cookie-authenticated unsafe request must also pass the CSRF check, here.
+    Takes a Django request or DRF's wrapper of one: the DRF views and the lean routes (fastlane.py) both call it.
     """
+    header = get_authorization_header(request)  # type: ignore[arg-type]  # it reads META, which both have
+    if not header:
+        return _authenticate_cookie(request) if settings.BROWSABLE_API else None
+    parts = header.split()
+    if not parts or parts[0].lower() != b"bearer":
+        return None
+    if len(parts) != 2:
+        raise AuthenticationFailed(REFUSED, code="invalid_token")
+    try:
+        token = parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        log.info("access token refused", extra={"reason": "not ascii"})
+        raise AuthenticationFailed(REFUSED, code="invalid_token") from None
+    return _authenticate_token(token)
+
+
+def _authenticate_token(token: str) -> tuple[GatewayUser, dict[str, Any]]:
+    try:
+        claims = verify_access_token(
+            token,
+            key_for=get_jwks().key,
+            issuer=settings.JWT_ISSUER,
+            audience=settings.JWT_AUDIENCE,
+            now=clock(),
+            leeway=settings.JWT_LEEWAY_SECONDS,
+        )
+    except InvalidAccessToken as exc:
+        log.info("access token refused", extra={"reason": str(exc)})
+        raise AuthenticationFailed(REFUSED, code="invalid_token") from None
+    user = user_from_claims(claims)
+    if not session_is_live(user.sid):
+        log.info("access token refused", extra={"reason": "session ended", "user_id": user.id})
+        raise AuthenticationFailed(REFUSED, code="invalid_token")
+    user_id_var.set(user.id)
+    return user, claims
+
+
+def _authenticate_cookie(request: HttpRequest) -> tuple[GatewayUser, dict[str, Any]] | None:
+    token = request.COOKIES.get(ACCESS_COOKIE)
+    if not token:
+        return None
+    # A refused or revoked token in the cookie is a 401, as in a header (never a quiet fall back to anonymous).
+    authenticated = _authenticate_token(token)
+    # A browser attaches the cookie to whatever it sends, so an unsafe request must also prove it comes from
+    # our own page (double submit): enforced here for every view, not only for those listing CsrfProtected.
+    if request.method not in SAFE_METHODS and not request_passes_csrf(request):
+        raise PermissionDenied(CsrfProtected.message, code=CsrfProtected.code)
+    return authenticated
+
+
+class AccessTokenAuthentication(BaseAuthentication):
+    """DRF's face of `authenticate_request`."""
 
     def authenticate(self, request: Request) -> tuple[GatewayUser, dict[str, Any]] | None:
-        header = get_authorization_header(request)
-        if not header:
-            return self._authenticate_cookie(request) if settings.BROWSABLE_API else None
-        parts = header.split()
-        if not parts or parts[0].lower() != b"bearer":
-            return None
-        if len(parts) != 2:
-            raise AuthenticationFailed(REFUSED, code="invalid_token")
-        try:
-            token = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            log.info("access token refused", extra={"reason": "not ascii"})
-            raise AuthenticationFailed(REFUSED, code="invalid_token") from None
-        return self._authenticate_token(token)
+        return authenticate_request(request)  # type: ignore[arg-type]  # a Request proxies its HttpRequest
 
-    def _authenticate_token(self, token: str) -> tuple[GatewayUser, dict[str, Any]]:
-        try:
-            claims = verify_access_token(
-                token,
-                key_for=get_jwks().key,
-                issuer=settings.JWT_ISSUER,
-                audience=settings.JWT_AUDIENCE,
-                now=clock(),
-                leeway=settings.JWT_LEEWAY_SECONDS,
-            )
-        except InvalidAccessToken as exc:
-            log.info("access token refused", extra={"reason": str(exc)})
-            raise AuthenticationFailed(REFUSED, code="invalid_token") from None
-        user = user_from_claims(claims)
-        if not session_is_live(user.sid):
-            log.info("access token refused", extra={"reason": "session ended", "user_id": user.id})
-            raise AuthenticationFailed(REFUSED, code="invalid_token")
-        user_id_var.set(user.id)
-        return user, claims
-
-    def _authenticate_cookie(self, request: Request) -> tuple[GatewayUser, dict[str, Any]] | None:
-        token = request.COOKIES.get(ACCESS_COOKIE)
-        if not token:
-            return None
-        # A refused or revoked token in the cookie is a 401, as in a header (never a quiet fall back to anonymous).
-        authenticated = self._authenticate_token(token)
-        # A browser attaches the cookie to whatever it sends, so an unsafe request must also prove it comes from
-        # our own page (double submit): enforced here for every view, not only for those listing CsrfProtected.
-        if request.method not in SAFE_METHODS and not request_passes_csrf(request):
-            raise PermissionDenied(CsrfProtected.message, code=CsrfProtected.code)
-        return authenticated
-
-    def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'
+    def authenticate_header(self, request: Request | None) -> str:
+        return BEARER_CHALLENGE

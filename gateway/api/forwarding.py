@@ -17,7 +17,7 @@ from gateway.api.ops import ensure_log_level_listener
 _MAX_USER_AGENT = 512
 
 
-def client_ip(request: HttpRequest) -> str:
+def client_ip(request: HttpRequest | Request) -> str:
     """REMOTE_ADDR, or with TRUSTED_PROXY_HOPS = n the address the outermost trusted proxy saw.
 
     Only the last n entries of X-Forwarded-For were written by our proxies; anything left of them is whatever
@@ -43,12 +43,12 @@ def _is_ip(value: str) -> bool:
     return True
 
 
-def client_info(request: HttpRequest) -> dict[str, str | None]:
+def client_info(request: HttpRequest | Request) -> dict[str, str | None]:
     user_agent = request.META.get("HTTP_USER_AGENT")
     return {"ip": client_ip(request) or None, "user_agent": str(user_agent)[:_MAX_USER_AGENT] if user_agent else None}
 
 
-def agent_of(request: Request) -> Agent | None:
+def agent_of(request: HttpRequest | Request) -> Agent | None:
     """The caller as the services see it: id, roles and session from the verified token, plus where it called from."""
     user = getattr(request, "user", None)
     if not isinstance(user, GatewayUser):
@@ -57,7 +57,7 @@ def agent_of(request: Request) -> Agent | None:
     return Agent(id=user.id, roles=user.roles, sid=user.sid, ip=info["ip"], user_agent=info["user_agent"])
 
 
-def forward(request: Request, subject: str, data: Any = None, *, timeout: float | None = None) -> Any:
+def forward(request: HttpRequest | Request, subject: str, data: Any = None, *, timeout: float | None = None) -> Any:
     """Send one request to the owning service and return its reply data; its errors surface as ServiceError."""
     ensure_log_level_listener()
     return get_client().request(

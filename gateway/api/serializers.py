@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.fields import empty
 
 from common.contracts.events import ROLES
 from gateway.api.ops import LOG_LEVELS, SERVICES
@@ -138,6 +140,73 @@ class UserListQuerySerializer(StrictSerializer):
     offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, default=0)
     active = serializers.BooleanField(required=False)
     verified = serializers.BooleanField(required=False)
+
+
+_PLAIN_DIGITS = re.compile(r"[0-9]{1,10}")
+_OTHER: Any = object()
+
+
+def _plain_value(field: serializers.Field, raw: str) -> Any:
+    """`raw` as `field` reads it, when it is a plain valid value (digits within bounds, a boolean word); else _OTHER."""
+    if isinstance(field, serializers.IntegerField):
+        if not _PLAIN_DIGITS.fullmatch(raw):
+            return _OTHER
+        value = int(raw)
+        if (field.min_value is not None and value < field.min_value) or (
+            field.max_value is not None and value > field.max_value
+        ):
+            return _OTHER
+        return value
+    if isinstance(field, serializers.BooleanField):
+        if raw in field.TRUE_VALUES:
+            return True
+        if raw in field.FALSE_VALUES:
+            return False
+    return _OTHER
+
+
+@lru_cache(maxsize=32)
+def _plain_fields(serializer_class: type[serializers.Serializer]) -> dict[str, serializers.Field] | None:
+    """The declared fields when `_plain_value` reads every one as the serializer would (None: it does not)."""
+    if serializer_class.validate is not serializers.Serializer.validate:
+        return None
+    fields: dict[str, serializers.Field] = dict(serializer_class._declared_fields)  # type: ignore[attr-defined]
+    for name, field in fields.items():
+        bounds = 0
+        if isinstance(field, serializers.IntegerField):
+            bounds = (field.min_value is not None) + (field.max_value is not None)
+        elif not isinstance(field, serializers.BooleanField):
+            return None
+        plain = field.source in (None, name) and not field.read_only and not field.allow_null
+        if not plain or (field.default is not empty and callable(field.default)) or len(field.validators) != bounds:
+            return None
+        if hasattr(serializer_class, f"validate_{name}"):
+            return None
+    return fields
+
+
+def query_validated(serializer_class: type[serializers.Serializer], params: Mapping[str, str]) -> dict[str, Any]:
+    """`validated(serializer_class, params)`, without building the serializer when every parameter is a plain
+    valid value (the usual query; a serializer deep-copies its fields on each instantiation, which costs more
+    than the rest of a request). Anything else (unknown parameters, out of range, signs, blanks, other words, a
+    missing required one) is left to the serializer itself, which also words the errors."""
+    fields = _plain_fields(serializer_class)
+    if fields is None or any(name not in fields for name in params):
+        return validated(serializer_class, params)
+    result: dict[str, Any] = {}
+    for name, field in fields.items():
+        raw = params.get(name)
+        if raw is None:
+            if field.default is not empty:
+                result[name] = field.default
+            elif field.required:
+                return validated(serializer_class, params)
+            continue
+        value = _plain_value(field, raw)
+        if value is _OTHER:
+            return validated(serializer_class, params)
+        result[name] = value
+    return result
 
 
 class UserCreateSerializer(SignupSerializer):

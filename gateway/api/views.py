@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotFound
@@ -46,9 +48,12 @@ class GatewayView(APIView):
     # (The views validate with the same serializers; the OpenAPI document names them in extend_schema.)
     form_serializers: ClassVar[dict[str, type[Serializer]]] = {}
 
+    @classmethod
+    def permission_classes_for(cls, method: str) -> Sequence[Any]:
+        return cls.permission_classes_by_method.get(method, cls.permission_classes)
+
     def get_permissions(self) -> Sequence[Any]:
-        classes = self.permission_classes_by_method.get(self.request.method or "", self.permission_classes)
-        return [permission() for permission in classes]
+        return [permission() for permission in self.permission_classes_for(self.request.method or "")]
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Serializer:
         """For the browsable API only: an unbound serializer of the current method's body (none: `{}`)."""
@@ -57,9 +62,14 @@ class GatewayView(APIView):
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
-        if not response.has_header("Cache-Control"):
-            response["Cache-Control"] = "no-store"
+        default_cache_control(response)
         return response
+
+
+def default_cache_control(response: HttpResponseBase) -> None:
+    """API answers are not cached unless the view says otherwise."""
+    if not response.has_header("Cache-Control"):
+        response["Cache-Control"] = "no-store"
 
 
 class PublicView(GatewayView):
@@ -267,6 +277,25 @@ class LogoutView(RefreshCookieView):
 
 # --- bearer routes -------------------------------------------------------------------------------------------------
 
+# The bodies of the hot read routes, shared with their lean path (gateway/api/fastlane.py); `request` is DRF's
+# Request here and Django's HttpRequest there (both carry GET, META and the authenticated `user`).
+
+
+def users_page(request: HttpRequest | Request) -> Any:
+    query = s.query_validated(s.UserListQuerySerializer, request.GET.dict())
+    return forward(request, subjects.USER_FIND_ALL, query)
+
+
+def user_by_id(request: HttpRequest | Request, user_id: str) -> Any:
+    return forward(request, subjects.USER_FIND_ONE, {"id": s.path_uuid(user_id)})
+
+
+JWKS_CACHE_CONTROL = "public, max-age=300"
+
+
+def jwks_response() -> Response:
+    return Response(get_jwks().document(), headers={"Cache-Control": JWKS_CACHE_CONTROL})
+
 
 class SessionListView(BearerView):
     @extend_schema(
@@ -324,8 +353,7 @@ class UserCollectionView(BearerView):
         auth=schema.BEARER_ONLY,
     )
     def get(self, request: Request) -> Response:
-        query = s.validated(s.UserListQuerySerializer, request.query_params.dict())
-        return Response(forward(request, subjects.USER_FIND_ALL, query))
+        return Response(users_page(request))
 
     @extend_schema(
         tags=["users"],
@@ -355,7 +383,7 @@ class UserDetailView(BearerView):
         auth=schema.BEARER_ONLY,
     )
     def get(self, request: Request, user_id: str) -> Response:
-        return Response(forward(request, subjects.USER_FIND_ONE, {"id": s.path_uuid(user_id)}))
+        return Response(user_by_id(request, user_id))
 
     @extend_schema(
         tags=["users"],
@@ -462,4 +490,4 @@ class JwksView(PublicView):
         auth=schema.PUBLIC,
     )
     def get(self, request: Request) -> Response:
-        return Response(get_jwks().document(), headers={"Cache-Control": "public, max-age=300"})
+        return jwks_response()

@@ -22,7 +22,11 @@ MIDDLEWARE = [
     "common.api.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Innermost: the hot read routes on a lean path with the DRF views' own checks (gateway/api/fastlane.py).
+    "gateway.api.fastlane.LeanRoutesMiddleware",
 ]
+# LEAN_ROUTES=false sends those routes through DRF too (same answers, more CPU per request).
+LEAN_ROUTES = env_bool("LEAN_ROUTES", True)
 
 ROOT_URLCONF = "gateway.urls"
 WSGI_APPLICATION = "gateway.wsgi.application"

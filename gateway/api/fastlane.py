@@ -1,0 +1,296 @@
+"""The lean path of the hot read routes: the DRF views' checks and answers, without DRF's per-request machinery.
+
+`GET /api/user`, `GET /api/user/<id>` (with an `Authorization: Bearer` header) and `GET /.well-known/jwks.json`,
+asking for JSON, are answered without DRF's Request wrapper, content negotiation, view instance and serializer
+copies. Served by gateway.wsgi, `LeanFront` answers them before Django's handler, calling the same middleware
+hooks the handler would; `LeanRoutesMiddleware`, the innermost middleware, answers them inside Django's handler
+(the test client, or whenever the front steps aside).
+
+Both paths call the same code: `authenticate_request` (token, JWKS, session liveness), the view's permission
+and throttle classes, `users_page`/`user_by_id`/`jwks_response` (query validation, forwarding), the DRF
+exception handler (the error envelope and status mapping), the view's response headers (Allow, Vary),
+`default_cache_control` and the view's first renderer. Anything else takes the DRF path unchanged: other methods
+(HEAD and OPTIONS too), another Accept (the browsable API), `?format=`, no bearer header (cookies, anonymous),
+unknown or other paths. LEAN_ROUTES=false turns the lean path off. gateway/api/tests/test_fastlane.py holds
+both paths to identical answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
+from django.core.handlers.exception import response_for_exception
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+from django.middleware.common import CommonMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.urls import Resolver404, resolve, set_urlconf
+from django.utils.cache import patch_vary_headers
+from django.utils.log import log_response
+from rest_framework import exceptions
+from rest_framework.authentication import get_authorization_header
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.permissions import BasePermission
+from rest_framework.renderers import BaseRenderer
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
+from rest_framework.utils.mediatypes import _MediaType
+
+from common.api.middleware import in_request_context
+from gateway.api import views
+from gateway.api.authentication import AccessTokenAuthentication, authenticate_request
+
+Body = Callable[..., Response]
+GetResponse = Callable[[HttpRequest], HttpResponseBase]
+
+# The bodies of the routes served here, by view: the same functions the views' get() call.
+BODIES: dict[type[views.GatewayView], Body] = {
+    views.UserCollectionView: lambda request: Response(views.users_page(request)),
+    views.UserDetailView: lambda request, user_id: Response(views.user_by_id(request, user_id)),
+    views.JwksView: lambda request: views.jwks_response(),
+}
+# Accept headers for which DRF's negotiation picks the first renderer with its own media type. Anything else
+# (text/html for the browsable API, parameters, q-values, lists) is negotiated by DRF.
+_PLAIN_ACCEPT = frozenset({"*/*", "application/json"})
+
+
+@dataclass(frozen=True)
+class LeanRoute:
+    """What DRF would do for a GET on one view, worked out once."""
+
+    view_class: type[views.GatewayView]
+    body: Body
+    authenticates: bool
+    permissions: tuple[type[BasePermission], ...]
+    throttles: tuple[type[BaseThrottle], ...]
+    renderer: BaseRenderer
+    headers: Mapping[str, str]
+    vary: tuple[str, ...]
+    challenge: str | None
+
+    def respond(self, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponseBase:
+        try:
+            response = self._run(request, kwargs)
+        except Exception as exc:  # noqa: BLE001 - as APIView.dispatch: unhandled ones are re-raised
+            response = self._handle_exception(exc, request, kwargs)
+        return self._finalize(response, request, kwargs)
+
+    def _run(self, request: HttpRequest, kwargs: dict[str, Any]) -> Response:
+        # APIView.initial: authentication, then permissions, then throttles.
+        authenticated = authenticate_request(request) if self.authenticates else None
+        # As DRF's Request does, the user is set on the Django request too (forward() reads it for the agent).
+        request.user = authenticated[0] if authenticated else None  # type: ignore[assignment,attr-defined]
+        for permission_class in self.permissions:
+            permission = permission_class()
+            if not permission.has_permission(request, self.view_class):  # type: ignore[arg-type]
+                if self.authenticates and authenticated is None:
+                    raise exceptions.NotAuthenticated()
+                raise exceptions.PermissionDenied(
+                    detail=getattr(permission, "message", None), code=getattr(permission, "code", None)
+                )
+        waits: list[float | None] = []
+        for throttle_class in self.throttles:
+            throttle = throttle_class()
+            if not throttle.allow_request(request, self.view_class):  # type: ignore[arg-type]
+                waits.append(throttle.wait())
+        if waits:
+            raise exceptions.Throttled(max((wait for wait in waits if wait is not None), default=None))
+        return self.body(request, **kwargs)
+
+    def _handle_exception(self, exc: Exception, request: HttpRequest, kwargs: dict[str, Any]) -> Response:
+        # APIView.handle_exception: 401 with the authenticator's challenge, the envelope from the handler.
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            if self.challenge:
+                exc.auth_header = self.challenge  # type: ignore[union-attr]
+            else:
+                exc.status_code = 403
+        handler: Callable[[Exception, dict[str, Any]], Response | None] = api_settings.EXCEPTION_HANDLER  # type: ignore[assignment]
+        response = handler(exc, self._context(request, kwargs))
+        if response is None:
+            raise exc  # Django's handler answers it (500 envelope) and logs it, as for a DRF view
+        response.exception = True
+        return response
+
+    def _finalize(self, response: Response, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponseBase:
+        # APIView.finalize_response + GatewayView's Cache-Control, then the render Django's handler would do.
+        response.accepted_renderer = self.renderer
+        response.accepted_media_type = self.renderer.media_type
+        response.renderer_context = self._context(request, kwargs)  # type: ignore[attr-defined]
+        if self.vary:
+            patch_vary_headers(response, self.vary)
+        for name, value in self.headers.items():
+            response[name] = value
+        views.default_cache_control(response)
+        response.render()
+        return response
+
+    def _context(self, request: HttpRequest, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"view": None, "args": (), "kwargs": kwargs, "request": request}
+
+
+def lean_route(view_class: type[views.GatewayView], body: Body) -> LeanRoute | None:
+    """The lean route of a view, or None when its GET needs something only DRF does (then DRF serves it)."""
+    authentication = list(view_class.authentication_classes)
+    renderers = list(view_class.renderer_classes)
+    if (
+        authentication not in ([], [AccessTokenAuthentication])
+        or not renderers
+        or _MediaType(renderers[0].media_type).params
+        or view_class.content_negotiation_class is not DefaultContentNegotiation
+        or view_class.versioning_class is not None
+        # A scoped throttle reads the parsed body, which only DRF's Request has.
+        or getattr(view_class, "throttle_scope", None)
+    ):
+        return None
+    view = view_class()
+    view.setup(HttpRequest())  # as View.as_view does: a view with get() also answers HEAD (the Allow header)
+    headers = dict(view.default_response_headers)
+    vary = headers.pop("Vary", None)
+    return LeanRoute(
+        view_class=view_class,
+        body=body,
+        authenticates=bool(authentication),
+        permissions=tuple(view_class.permission_classes_for("GET")),
+        throttles=tuple(view_class.throttle_classes),
+        renderer=renderers[0](),
+        headers=headers,
+        vary=tuple(part.strip() for part in vary.split(",")) if vary else (),
+        challenge=authentication[0]().authenticate_header(None) if authentication else None,  # type: ignore[arg-type]
+    )
+
+
+def _has_bearer_header(request: HttpRequest) -> bool:
+    # Split as authenticate_request splits it (bytes, ASCII blanks).
+    parts = get_authorization_header(request).split(None, 1)  # type: ignore[arg-type]
+    return bool(parts) and parts[0].lower() == b"bearer"
+
+
+def lean_routes() -> dict[Any, LeanRoute]:
+    """The lean routes by view class (built once: they depend on the views and the DRF settings only)."""
+    global _routes
+    if _routes is None:
+        built = {view_class: lean_route(view_class, body) for view_class, body in BODIES.items()}
+        _routes = {view_class: route for view_class, route in built.items() if route is not None}
+    return _routes
+
+
+_routes: dict[Any, LeanRoute] | None = None
+
+
+def lean_match(request: HttpRequest) -> tuple[LeanRoute, dict[str, Any]] | None:
+    """The lean route that serves this request and its arguments; None: DRF serves it. Reads, changes nothing."""
+    if request.method != "GET" or request.META.get("HTTP_ACCEPT", "*/*") not in _PLAIN_ACCEPT:
+        return None
+    view_class, kwargs = _resolved(request.path_info, getattr(request, "urlconf", None))
+    route = lean_routes().get(view_class)
+    if route is None or api_settings.URL_FORMAT_OVERRIDE in request.GET:
+        return None
+    if route.authenticates and not _has_bearer_header(request):
+        return None
+    return route, dict(kwargs)
+
+
+class LeanRoutesMiddleware:
+    """Answers the hot GET routes on the lean path (above); hands every other request on unchanged."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        if not settings.LEAN_ROUTES:
+            raise MiddlewareNotUsed()
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        found = lean_match(request)
+        if found is None:
+            return self.get_response(request)
+        route, kwargs = found
+        return route.respond(request, kwargs)
+
+
+# The middleware the WSGI front (below) stands for, in order; with any other list it steps aside.
+FRONT_MIDDLEWARE = (
+    "common.api.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "gateway.api.fastlane.LeanRoutesMiddleware",
+)
+
+
+class LeanFront:
+    """The gateway's WSGI application: lean routes answered in front of Django's handler, the rest handed to it.
+
+    For a lean route this runs what Django's handler would, minus the request_started/finished signals (their
+    receivers close database connections; the gateway has none) and the per-layer wrappers: the request context
+    and access log (in_request_context), SecurityMiddleware and CommonMiddleware (the same instances' own
+    process_request/process_response), Django's exception-to-response conversion and its log of 4xx/5xx answers.
+    A request either middleware would redirect or refuse (SSL redirect, PREPEND_WWW, disallowed host or user
+    agent) is left entirely to Django.
+    """
+
+    def __init__(self, django_app: WSGIHandler) -> None:
+        self.django = django_app
+        self.enabled = bool(settings.LEAN_ROUTES) and tuple(settings.MIDDLEWARE) == FRONT_MIDDLEWARE
+        self.security = SecurityMiddleware(_never_called)
+        self.common = CommonMiddleware(_never_called)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.enabled and environ.get("REQUEST_METHOD") == "GET":
+            request = WSGIRequest(environ)
+            found = lean_match(request)
+            if found is not None and self._passes_middleware(request):
+                response = self._respond(request, *found)
+                start_response(
+                    f"{response.status_code} {response.reason_phrase}",
+                    [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())],
+                )
+                return [response.content]  # type: ignore[attr-defined]
+        return self.django(environ, start_response)
+
+    def _passes_middleware(self, request: HttpRequest) -> bool:
+        try:
+            return self.security.process_request(request) is None and self.common.process_request(request) is None
+        except Exception:  # noqa: BLE001 - a refused host or user agent: Django answers (and logs) it
+            return False
+
+    def _respond(self, request: HttpRequest, route: LeanRoute, kwargs: dict[str, Any]) -> HttpResponseBase:
+        def inner(request: HttpRequest) -> HttpResponseBase:
+            try:
+                response = route.respond(request, kwargs)
+            except Exception as exc:  # noqa: BLE001 - as convert_exception_to_response
+                response = response_for_exception(request, exc)
+            response = self.common.process_response(request, response)
+            return self.security.process_response(request, response)  # type: ignore[arg-type]
+
+        set_urlconf(settings.ROOT_URLCONF)
+        response = in_request_context(request, inner)
+        if response.status_code >= 400:
+            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)  # type: ignore[arg-type]
+        return response
+
+
+def _never_called(request: HttpRequest) -> HttpResponseBase:
+    raise AssertionError("the WSGI front calls the middleware's hooks, not the middleware")
+
+
+@lru_cache(maxsize=4096)
+def _resolved(path: str, urlconf: str | None) -> tuple[type | None, tuple[tuple[str, Any], ...]]:
+    """The view class a path routes to (None: no class-based view) and its arguments, as Django resolves it."""
+    try:
+        match = resolve(path, urlconf=urlconf)
+    except Resolver404:
+        return None, ()
+    return getattr(match.func, "view_class", None), tuple(match.kwargs.items())
+
+
+@receiver(setting_changed)
+def _forget_routes(*, setting: str, **kwargs: Any) -> None:
+    if setting == "ROOT_URLCONF":
+        _resolved.cache_clear()
