@@ -340,6 +340,9 @@ class LocalRelay:
     async def __call__(self, nc: NatsConnection, stop: asyncio.Event, pool: Any) -> None:
         from django.conf import settings
 
+        if not getattr(settings, "OUTBOX_LOCAL_RELAY", True):
+            log.info("in-process outbox relay disabled (OUTBOX_LOCAL_RELAY=false): Celery relays")
+            return
         batch_size = self.batch_size or int(getattr(settings, "OUTBOX_BATCH_SIZE", 500))
         idle = self.idle_seconds or float(getattr(settings, "OUTBOX_LOCAL_RELAY_IDLE_SECONDS", 5.0))
         loop = asyncio.get_running_loop()

@@ -53,6 +53,10 @@ SIGNUPS = 100
 # its next try may be up to ~D seconds away. Capped here, a scenario's wait after recovery does not grow with how
 # long the sign-ups took on a busy machine; every other retry rule is the production one.
 RETRY_CAP_SECONDS = "4"
+# The auth bridge also relays in-process right after each commit; here it is off, so that stopping the Celery
+# worker (which runs beat) stops every relay, and the NATS scenario exercises the relay that outlives any outage.
+# The in-process relay has its own tests (common/outbox/tests/test_relay.py) and serves every other e2e stack.
+LOCAL_RELAY = "false"
 # Generous for 100 events on a shared two-core machine; the poll returns as soon as everything has arrived.
 CONVERGE_SECONDS = 90.0
 NATS_READY_SECONDS = 30.0
@@ -104,6 +108,7 @@ def outage_stack() -> Iterator[OutageStack]:
                 E2E_NATS_URL=nats_url,
                 E2E_CELERY_BROKER_URL=_redis_db(CELERY_DB),
                 OUTBOX_RETRY_MAX_SECONDS=RETRY_CAP_SECONDS,
+                OUTBOX_LOCAL_RELAY=LOCAL_RELAY,
             ):
                 stack = exits.enter_context(running_stack(seed=False, db_prefix=DB_PREFIX, name=STACK_NAME))
             exits.enter_context(gateway_pointed_at(stack.nats_url))
