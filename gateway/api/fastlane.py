@@ -243,7 +243,9 @@ class LeanFront:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.enabled and environ.get("REQUEST_METHOD") == "GET":
-            request = WSGIRequest(environ)
+            # A copy: WSGIRequest writes the decoded path back into the dict it is given, and Django's handler,
+            # given the same dict afterwards, could no longer read a path outside latin-1 (a 500).
+            request = WSGIRequest(dict(environ))
             found = lean_match(request)
             if found is not None and self._passes_middleware(request):
                 response = self._respond(request, *found)

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
@@ -350,3 +351,29 @@ def test_plain_query_reading_matches_the_serializer(query: str) -> None:
 
     expected = outcome(lambda: s.validated(s.UserListQuerySerializer, params))
     assert outcome(lambda: s.query_validated(s.UserListQuerySerializer, params)) == expected
+
+
+def _record_start(started: list[Any], status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    started.extend([status, headers])
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        # Fuzzing found this one: a path outside latin-1 that the front hands on to Django (not a bearer request).
+        b"/api/user/\xc2\x98\xf2\xbe\xba\x86O@\xf2\xb9\xbc\x9f\x18",
+        "/api/user/\N{GRINNING FACE}".encode(),
+        b"/api/user/\xff\xfe",
+    ],
+)
+def test_paths_outside_latin_1_are_handed_on_intact(paths: Paths, raw_path: bytes) -> None:
+    answers = []
+    for app in (paths.lean, paths.drf):
+        environ = RequestFactory().get("/", headers={"Authorization": "57*<o}bI$T?JiKINa'V7F;"}).environ
+        environ["PATH_INFO"] = raw_path.decode("iso-8859-1")  # as a WSGI server passes it (PEP 3333)
+        started: list[Any] = []
+        body = b"".join(app(environ, partial(_record_start, started)))
+        answers.append((started[0], body))
+    assert answers[0] == answers[1]
+    assert int(answers[0][0].split()[0]) in (400, 401, 404), answers[0]
+    assert paths.served == []
