@@ -34,17 +34,22 @@ def in_request_context(
     try:
         response = get_response(request)
         response[REQUEST_ID_HEADER] = request_id
-        log.info(
-            "http request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "user_id": user_id_var.get(),
-            },
-        )
+        access_log(method=request.method, path=request.path, status=response.status_code, started=started)
         return response
     finally:
         request_id_var.reset(rid_token)
         user_id_var.reset(uid_token)
+
+
+def access_log(*, method: str | None, path: str, status: int, started: float) -> None:
+    """The one line per HTTP request (the request id and user id come from the context)."""
+    log.info(
+        "http request",
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "user_id": user_id_var.get(),
+        },
+    )

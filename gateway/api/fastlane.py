@@ -17,6 +17,7 @@ both paths to identical answers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,7 +46,9 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.mediatypes import _MediaType
 
-from common.api.middleware import in_request_context
+from common.api.middleware import access_log, in_request_context
+from common.conf.context import accept_request_id, request_id_var, user_id_var
+from common.contracts.envelope import REQUEST_ID_HEADER
 from gateway.api import views
 from gateway.api.authentication import AccessTokenAuthentication, authenticate_request
 
@@ -224,6 +227,30 @@ FRONT_MIDDLEWARE = (
 )
 
 
+JWKS_PATH = "/.well-known/jwks.json"
+# What, besides the document, can change the answer to a GET of JWKS_PATH without a query string: the host
+# (ALLOWED_HOSTS), the scheme (SSL redirect, HSTS), the Accept header (negotiation) and where the server listens.
+_REPLAY_KEY = (
+    "HTTP_HOST",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "wsgi.url_scheme",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_ACCEPT",
+)
+_REPLAYS_MAX = 64
+_REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Replay:
+    document: Any
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
 class LeanFront:
     """The gateway's WSGI application: lean routes answered in front of Django's handler, the rest handed to it.
 
@@ -240,21 +267,76 @@ class LeanFront:
         self.enabled = bool(settings.LEAN_ROUTES) and tuple(settings.MIDDLEWARE) == FRONT_MIDDLEWARE
         self.security = SecurityMiddleware(_never_called)
         self.common = CommonMiddleware(_never_called)
+        # JWKS answers, replayed while the same key-set document is current (see _replay).
+        self._replays: dict[tuple[Any, ...], Replay] = {}
+        self._replayable = self.enabled and not settings.DISALLOWED_USER_AGENTS
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.enabled and environ.get("REQUEST_METHOD") == "GET":
+            replayed = self._replay(environ, start_response)
+            if replayed is not None:
+                return replayed
+            document = self._jwks_document(environ)
             # A copy: WSGIRequest writes the decoded path back into the dict it is given, and Django's handler,
             # given the same dict afterwards, could no longer read a path outside latin-1 (a 500).
             request = WSGIRequest(dict(environ))
             found = lean_match(request)
             if found is not None and self._passes_middleware(request):
                 response = self._respond(request, *found)
-                start_response(
-                    f"{response.status_code} {response.reason_phrase}",
-                    [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())],
-                )
+                status = f"{response.status_code} {response.reason_phrase}"
+                headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
+                if (
+                    document is not None
+                    and document is self._jwks_document(environ)
+                    and response.status_code == 200
+                    and not response.cookies
+                ):
+                    self._remember(environ, document, status, headers, response.content)  # type: ignore[attr-defined]
+                start_response(status, headers)
                 return [response.content]  # type: ignore[attr-defined]
         return self.django(environ, start_response)
+
+    # -- JWKS replay -----------------------------------------------------------------------------------------
+    # The key-set document changes only when the gateway refetches it, so its whole answer (status, headers,
+    # body), once worked out above, is replayed for the same document and the same request shape (host, scheme,
+    # Accept): only the request id differs, and the access log line is written as in_request_context writes it.
+    def _jwks_document(self, environ: dict[str, Any]) -> Any:
+        if not self._replayable or environ.get("PATH_INFO") != JWKS_PATH or environ.get("QUERY_STRING"):
+            return None
+        if environ.get("SCRIPT_NAME"):
+            return None
+        # Only a fresh document already cached: looking never fetches, so the full path fetches (and logs) alike.
+        return views.get_jwks().current_document()
+
+    @staticmethod
+    def _replay_key(environ: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(environ.get(name) for name in _REPLAY_KEY)
+
+    def _remember(
+        self, environ: dict[str, Any], document: Any, status: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        if len(self._replays) >= _REPLAYS_MAX:
+            self._replays.clear()
+        kept = [(name, value) for name, value in headers if name.lower() != REQUEST_ID_HEADER.lower()]
+        self._replays[self._replay_key(environ)] = Replay(document=document, status=status, headers=kept, body=body)
+
+    def _replay(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes] | None:
+        document = self._jwks_document(environ)
+        if document is None:
+            return None
+        hit = self._replays.get(self._replay_key(environ))
+        if hit is None or hit.document is not document:
+            return None
+        started = time.perf_counter()
+        request_id = accept_request_id(environ.get(_REQUEST_ID_ENVIRON))
+        rid_token, uid_token = request_id_var.set(request_id), user_id_var.set(None)
+        try:
+            start_response(hit.status, [*hit.headers, (REQUEST_ID_HEADER, request_id)])
+            access_log(method="GET", path=JWKS_PATH, status=200, started=started)
+        finally:
+            request_id_var.reset(rid_token)
+            user_id_var.reset(uid_token)
+        return [hit.body]
 
     def _passes_middleware(self, request: HttpRequest) -> bool:
         try:

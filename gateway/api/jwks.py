@@ -117,6 +117,13 @@ class JwksCache:
             raise KeySetUnavailable()
         return current.document
 
+    def current_document(self) -> dict[str, Any] | None:
+        """The cached document while it is fresh, without fetching or logging anything (None otherwise)."""
+        current = self._current
+        if current is None or self._is_stale(current):
+            return None
+        return current.document
+
     def _is_stale(self, current: KeySet) -> bool:
         return self.clock() - current.fetched_at >= self.ttl
 

@@ -134,6 +134,15 @@ def paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Pa
         return respond(route, request, kwargs)
 
     monkeypatch.setattr(fastlane.LeanRoute, "respond", counting)
+    replay = fastlane.LeanFront._replay
+
+    def counting_replay(front: fastlane.LeanFront, environ: dict[str, Any], start_response: Any) -> Any:
+        answer = replay(front, environ, start_response)
+        if answer is not None:
+            served.append(environ["PATH_INFO"])
+        return answer
+
+    monkeypatch.setattr(fastlane.LeanFront, "_replay", counting_replay)
     lean: Any = fastlane.LeanFront(WSGIHandler()) if request.param == "front" else WSGIHandler()
     if request.param == "front":
         assert lean.enabled
@@ -267,6 +276,41 @@ def test_jwks_answers_alike(services: RunningStack, paths: Paths) -> None:
     paths.same("/.well-known/jwks.json", lean=False, headers={"Accept": "text/html"}, page=True)
     paths.same("/.well-known/jwks.json", lean=False, method="HEAD")
     paths.same("/.well-known/jwks.json/", lean=False)
+
+
+def test_jwks_answers_are_replayed_while_the_document_is_current(
+    services: RunningStack, paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not isinstance(paths.lean, fastlane.LeanFront):
+        return  # the replay is the front's; the middleware variant is covered above
+    replayed: list[str] = []
+    replay = fastlane.LeanFront._replay
+
+    def spy(front: fastlane.LeanFront, environ: dict[str, Any], start_response: Any) -> Any:
+        answer = replay(front, environ, start_response)
+        replayed.append("hit" if answer is not None else "miss")
+        return answer
+
+    cache = JwksCache(fetch=views.get_jwks().fetch)  # empty: its first use fetches
+    monkeypatch.setattr(views, "get_jwks", lambda: cache)
+    monkeypatch.setattr(fastlane.LeanFront, "_replay", spy)
+    paths.same("/.well-known/jwks.json", lean=True)  # nothing cached yet: worked out in full, not remembered
+    first = paths.same("/.well-known/jwks.json", lean=True)  # worked out in full, remembered
+    again = paths.same("/.well-known/jwks.json", lean=True)
+    assert replayed == ["miss", "miss", "hit"]
+    assert again.body == first.body
+    # Each replay carries its own request id, and logs its access line with it.
+    ids = {dict(answer.headers)["X-Request-Id"] for answer in (first, again)}
+    assert ids == {REQUEST_ID}
+    other = call(paths.lean, "/.well-known/jwks.json", headers={"X-Request-Id": "bad id with spaces"})
+    assert dict(other.headers)["X-Request-Id"] not in (REQUEST_ID, "bad id with spaces")
+    # Another Accept is another answer: worked out in full (then replayed on its own).
+    paths.same("/.well-known/jwks.json", lean=True, headers={"Accept": "application/json"})
+    assert replayed[-1] == "miss"
+    # A refetched key set is a new document: the old answer is never replayed for it.
+    monkeypatch.setattr(views, "get_jwks", lambda: JwksCache(fetch=lambda: {"keys": []}))
+    fresh = paths.same("/.well-known/jwks.json", lean=True)
+    assert replayed[-1] == "miss" and status_of(fresh) in (200, 503)
 
 
 def test_jwks_unavailable_answers_alike(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
