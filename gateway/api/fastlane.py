@@ -273,10 +273,10 @@ class LeanFront:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.enabled and environ.get("REQUEST_METHOD") == "GET":
-            replayed = self._replay(environ, start_response)
+            document = self._jwks_document(environ)
+            replayed = self._replay(environ, document, start_response) if document is not None else None
             if replayed is not None:
                 return replayed
-            document = self._jwks_document(environ)
             # A copy: WSGIRequest writes the decoded path back into the dict it is given, and Django's handler,
             # given the same dict afterwards, could no longer read a path outside latin-1 (a 500).
             request = WSGIRequest(dict(environ))
@@ -320,10 +320,7 @@ class LeanFront:
         kept = [(name, value) for name, value in headers if name.lower() != REQUEST_ID_HEADER.lower()]
         self._replays[self._replay_key(environ)] = Replay(document=document, status=status, headers=kept, body=body)
 
-    def _replay(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes] | None:
-        document = self._jwks_document(environ)
-        if document is None:
-            return None
+    def _replay(self, environ: dict[str, Any], document: Any, start_response: Callable[..., Any]) -> list[bytes] | None:
         hit = self._replays.get(self._replay_key(environ))
         if hit is None or hit.document is not document:
             return None
