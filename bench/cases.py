@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import psycopg
 
-from bench.loadgen import Result, percentile, run_builtin, run_wrk, wrk_available
+from bench.loadgen import Result, percentile, run_builtin, run_wrk, run_wrk_refresh, wrk_available
 from common.devstack.run import AUTH, GATEWAY, HOST
 from common.devstack.servers import StackEnv, choose_port
 from common.devstack.supervisor import Supervisor
@@ -27,6 +27,8 @@ from common.devstack.supervisor import Supervisor
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTIONS = 16
 PASSWORD = os.environ.get("SEED_PASSWORD", "Password123!")
+REFRESH_PATH = "/api/auth/revalidate-credentials"
+REFRESH_COOKIE = "Authentication"  # gateway.api.cookies.REFRESH_COOKIE (bench imports no service code)
 
 
 # -- HTTP helpers ---------------------------------------------------------------------------------------
@@ -114,11 +116,21 @@ def refresh_case(seconds: float) -> Result:
     for _ in range(CONNECTIONS):
         _, jar = login()
         states.append(dict(jar))
+    if wrk_available():
+        sessions = [(jar[REFRESH_COOKIE], csrf_cookie_name(jar), jar[csrf_cookie_name(jar)]) for jar in states]
+        return run_wrk_refresh(
+            "refresh (rotating cookies)",
+            f"http://{HOST}:{GATEWAY.port}{REFRESH_PATH}",
+            path=REFRESH_PATH,
+            cookie_name=REFRESH_COOKIE,
+            sessions=sessions,
+            seconds=seconds,
+        )
 
     def make(state: dict[str, str]) -> tuple[str, str, dict[str, str], bytes]:
         return (
             "POST",
-            "/api/auth/revalidate-credentials",
+            REFRESH_PATH,
             {
                 "Cookie": cookie_header(state),
                 "x-csrf-token": state[csrf_cookie_name(state)],

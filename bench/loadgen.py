@@ -71,6 +71,47 @@ end
 """
 
 
+# Refresh with rotating cookies: one connection per wrk thread, each thread its own session (BENCH_SESSIONS, one
+# "refresh token|CSRF cookie name|CSRF token" line per thread). Every answer must carry the rotated refresh
+# cookie, which the next request sends; a 200 without it counts as an error, as does any other status (the
+# "Non-2xx" count; a stale token sent next would end the session family, so errors show). wrk's Lua sees one header per name, the last: the gateway
+# sets the CSRF cookie before the refresh cookie. The CSRF cookie itself is kept (it is not bound to a session).
+_WRK_REFRESH_LUA = """
+local sessions = {}
+for line in string.gmatch(os.getenv("BENCH_SESSIONS") or "", "[^\\n]+") do table.insert(sessions, line) end
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+  thread:set("session", sessions[#threads])
+end
+init = function(args)
+  refresh, csrf_name, csrf = string.match(session, "^([^|]+)|([^|]+)|(.+)$")
+  path = os.getenv("BENCH_PATH")
+  cookie_name = os.getenv("BENCH_COOKIE")
+  missing = 0
+end
+request = function()
+  return wrk.format("POST", path, {
+    ["Cookie"] = cookie_name .. "=" .. refresh .. "; " .. csrf_name .. "=" .. csrf,
+    ["x-csrf-token"] = csrf,
+    ["Content-Type"] = "application/json",
+  }, "")
+end
+response = function(status, headers, body)
+  local set_cookie = headers["set-cookie"] or headers["Set-Cookie"]
+  local rotated = set_cookie and string.match(set_cookie, "^%s*" .. cookie_name .. "=([^;]*)")
+  if rotated and rotated ~= "" then refresh = rotated elseif status == 200 then missing = missing + 1 end
+end
+done = function(summary, latency, requests)
+  local missing_total = 0
+  for _, thread in ipairs(threads) do missing_total = missing_total + (thread:get("missing") or 0) end
+  io.write(string.format("BENCH_JSON {\\"requests\\": %d, \\"p50_us\\": %d, \\"p99_us\\": %d, \\"errors\\": %d}\\n",
+    summary.requests, latency:percentile(50), latency:percentile(99),
+    missing_total + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
 def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
@@ -85,14 +126,17 @@ def run_wrk(
     method: str = "GET",
     headers: dict[str, str] | None = None,
     body: str | None = None,
+    script_text: str = _WRK_LUA,
+    script_env: dict[str, str] | None = None,
 ) -> Result:
     """Run wrk bounded in time; non-2xx answers count as errors (wrk's `status` error counter)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_LUA)
+        script.write(script_text)
     env = {
         "BENCH_METHOD": method,
         "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in (headers or {}).items()),
         "PATH": "/usr/bin:/bin",
+        **(script_env or {}),
     }
     if body is not None:
         env["BENCH_BODY"] = body
@@ -172,6 +216,23 @@ async def _worker(
                 on_response(state, status, resp_headers, resp_body)
     finally:
         writer.close()
+
+
+def run_wrk_refresh(
+    name: str, url: str, *, path: str, cookie_name: str, sessions: list[tuple[str, str, str]], seconds: float
+) -> Result:
+    """wrk rotating refresh cookies: one connection and one thread per session (see _WRK_REFRESH_LUA)."""
+    lines = "\n".join("|".join(session) for session in sessions)
+    return run_wrk(
+        name,
+        url,
+        connections=len(sessions),
+        threads=len(sessions),
+        seconds=seconds,
+        method="POST",
+        script_text=_WRK_REFRESH_LUA,
+        script_env={"BENCH_SESSIONS": lines, "BENCH_PATH": path, "BENCH_COOKIE": cookie_name},
+    )
 
 
 def run_builtin(

@@ -47,6 +47,7 @@ def refresh_max_age(expires_at: Any, *, now: float | None = None) -> int:
 def set_auth_cookies(response: HttpResponse, *, refresh_token: str, expires_at: Any) -> None:
     """A new refresh cookie and a new CSRF token, both living as long as the session family."""
     max_age = refresh_max_age(expires_at)
+    set_csrf_cookie(response, new_csrf_token(), max_age=max_age)
     response.set_signed_cookie(
         REFRESH_COOKIE,
         refresh_token,
@@ -57,7 +58,6 @@ def set_auth_cookies(response: HttpResponse, *, refresh_token: str, expires_at: 
         httponly=True,
         samesite="Strict",
     )
-    set_csrf_cookie(response, new_csrf_token(), max_age=max_age)
 
 
 def set_access_cookie(response: HttpResponse, *, access_token: str) -> None:

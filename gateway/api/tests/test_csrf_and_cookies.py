@@ -96,6 +96,14 @@ def test_login_cookies_have_the_right_flags_and_max_age_in_seconds() -> None:
     assert csrf_token_is_valid(csrf.value, csrf.value)
 
 
+def test_refresh_cookie_is_the_last_set_cookie() -> None:
+    # Clients that keep one header per name (wrk's Lua, the refresh case of `make bench`) see the last
+    # Set-Cookie: it must be the rotated refresh token, the one they have to send next.
+    response = HttpResponse()
+    set_auth_cookies(response, refresh_token="refresh.jwt.value", expires_at=time.time() + WEEK)
+    assert list(response.cookies)[-1] == REFRESH_COOKIE
+
+
 @override_settings(COOKIE_SECURE=True)
 def test_clearing_repeats_the_flags() -> None:
     response = HttpResponse()
