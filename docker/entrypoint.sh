@@ -18,11 +18,13 @@ case "${1:-gateway}" in
   main-http)    http main_api 8002 main ;;
   auth-bridge)  exec python manage_auth.py nats_bridge ;;
   main-bridge)  exec python manage_main.py nats_bridge ;;
-  auth-worker)  exec celery -A auth_service worker --pool threads --concurrency "${CELERY_CONCURRENCY:-4}" -l info ;;
+  # `python -m common.conf.worker` is `celery worker` without the rest of the celery CLI (common/conf/worker.py).
+  auth-worker)
+    exec python -m common.conf.worker -A auth_service --pool threads --concurrency "${CELERY_CONCURRENCY:-4}" -l info ;;
   # The one worker that also schedules the periodic tasks, on a thread of its own (start exactly one of these).
   auth-worker-beat)
-    exec celery -A auth_service worker --pool threads --concurrency "${CELERY_CONCURRENCY:-4}" -l info \
-      --beat-thread -s /tmp/celerybeat-schedule ;;
+    exec python -m common.conf.worker -A auth_service --pool threads --concurrency "${CELERY_CONCURRENCY:-4}" \
+      -l info --beat-thread -s /tmp/celerybeat-schedule ;;
   # The scheduler as a process of its own, for a platform that runs it apart (then start workers without beat).
   auth-beat)    exec celery -A auth_service beat -l info -s /tmp/celerybeat-schedule ;;
   migrate)

@@ -1,8 +1,5 @@
 """Auth service settings read from the environment."""
 
-from datetime import timedelta
-
-from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from common.conf.env import REPO_ROOT, env, env_bool, env_float, env_int
@@ -147,11 +144,5 @@ OUTBOX_LOCAL_RELAY_IDLE_SECONDS = env_float("OUTBOX_LOCAL_RELAY_IDLE_SECONDS", 5
 globals().update(outbox_settings())
 globals().update(user_events_stream_settings())
 
-CELERY_BEAT_SCHEDULE = {
-    "relay-outbox": {
-        "task": "auth_service.tasks.relay_outbox",
-        "schedule": timedelta(seconds=env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 2)),
-    },
-    "rotate-signing-keys": {"task": "auth_service.tasks.rotate_signing_keys", "schedule": crontab(minute=0, hour=3)},
-    "purge-expired": {"task": "auth_service.tasks.purge_expired", "schedule": crontab(minute=15)},
-}
+# The relay's period; the beat schedule itself is in auth_service/celery.py (its crontabs need Celery imported).
+OUTBOX_RELAY_INTERVAL_SECONDS = env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 2)

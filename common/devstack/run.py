@@ -16,7 +16,6 @@ from common.devstack.servers import StackEnv
 from common.devstack.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,6 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
                 service.name, host=HOST, port=port, workers=workers, static_dir=ROOT / "var" / "static" / service.name
             )
             supervisor.start(instance_name(f"{service.name}-http", index), argv, _env(stack, service), ROOT)
-    celery = str(BIN / "celery")
     beat_schedule = str(ROOT / "var" / "run" / "celerybeat-schedule")
     for index in range(SCALE):
         for service in (AUTH, MAIN):
@@ -135,10 +133,11 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
             supervisor.start(name, [sys.executable, service.manage, "nats_bridge"], _env(stack, service), ROOT)
         worker = instance_name("auth-worker", index)
         argv = [
-            celery,
+            sys.executable,
+            "-m",
+            "common.conf.worker",
             "-A",
             "auth_service",
-            "worker",
             "--pool",
             "threads",
             "--concurrency",

@@ -1,4 +1,8 @@
-"""`celery worker --beat-thread` against the real Redis: the worker schedules by itself, in one process, and stops."""
+"""`celery worker --beat-thread` against the real Redis: the worker schedules by itself, in one process, and stops.
+
+Each test runs under both ways of starting a worker: `celery ... worker` and `python -m common.conf.worker` (the
+worker command alone, which the stack uses).
+"""
 
 from __future__ import annotations
 
@@ -25,8 +29,19 @@ def counter() -> Iterator[str]:
     redis.Redis.from_url(os.environ["REDIS_URL"]).delete(key, f"{key}-queue", f"_kombu.binding.{key}-queue")
 
 
-def _worker(tmp_path: Path, counter: str, *flags: str) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "celery", "-A", "common.conf.tests.beat_app", "worker", "--pool", "threads"]
+LAUNCHERS = {
+    "celery": [sys.executable, "-m", "celery", "-A", "common.conf.tests.beat_app", "worker"],
+    "common.conf.worker": [sys.executable, "-m", "common.conf.worker", "-A", "common.conf.tests.beat_app"],
+}
+
+
+@pytest.fixture(params=sorted(LAUNCHERS))
+def launcher(request: pytest.FixtureRequest) -> list[str]:
+    return LAUNCHERS[request.param]
+
+
+def _worker(launcher: list[str], counter: str, *flags: str) -> subprocess.Popen[str]:
+    argv = [*launcher, "--pool", "threads"]
     argv += ["--concurrency", "1", "-l", "info", "-n", f"{counter}@%h", "--without-mingle", "--without-gossip"]
     env = {**os.environ, "BEAT_TEST_BROKER": os.environ["REDIS_URL"], "BEAT_TEST_COUNTER": counter}
     return subprocess.Popen(
@@ -44,8 +59,10 @@ def _stop(worker: subprocess.Popen[str]) -> str:
     return output
 
 
-def test_the_worker_runs_beat_on_a_thread_and_stops_on_sigterm(tmp_path: Path, counter: str) -> None:
-    worker = _worker(tmp_path, counter, "--beat-thread", "-s", str(tmp_path / "schedule"))
+def test_the_worker_runs_beat_on_a_thread_and_stops_on_sigterm(
+    tmp_path: Path, counter: str, launcher: list[str]
+) -> None:
+    worker = _worker(launcher, counter, "--beat-thread", "-s", str(tmp_path / "schedule"))
     try:
         deadline = time.monotonic() + 30
         while _runs(counter) < 3 and time.monotonic() < deadline and worker.poll() is None:
@@ -64,8 +81,8 @@ def test_the_worker_runs_beat_on_a_thread_and_stops_on_sigterm(tmp_path: Path, c
     assert list(tmp_path.glob("schedule*")), "the -s schedule file was not used"
 
 
-def test_without_the_flag_the_worker_schedules_nothing(tmp_path: Path, counter: str) -> None:
-    worker = _worker(tmp_path, counter)
+def test_without_the_flag_the_worker_schedules_nothing(counter: str, launcher: list[str]) -> None:
+    worker = _worker(launcher, counter)
     try:
         assert worker.stdout is not None
         for line in worker.stdout:  # "celery@host ready." once it consumes
@@ -77,3 +94,39 @@ def test_without_the_flag_the_worker_schedules_nothing(tmp_path: Path, counter: 
     assert worker.returncode == 0, output[-3000:]
     assert _runs(counter) == 0
     assert "beat: Starting..." not in output
+
+
+_IMPORTS_PROBE = """
+import sys
+from celery.bin import worker
+worker.worker.main = lambda **kwargs: None  # everything up to starting the worker, not the worker itself
+{start}
+print(sorted(name for name in ("click_repl", "prompt_toolkit", "celery.bin.amqp") if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    ("start", "loaded"),
+    [
+        ("import common.conf.worker as w; w.main(['-A', 'common.conf.tests.beat_app'])", "[]"),
+        # The `celery` CLI loads them, which is why the stack does not start its worker through it.
+        ("import celery.bin.celery", "['celery.bin.amqp', 'click_repl', 'prompt_toolkit']"),
+    ],
+)
+def test_the_worker_command_alone_leaves_the_rest_of_the_celery_cli_unloaded(start: str, loaded: str) -> None:
+    env = {**os.environ, "BEAT_TEST_BROKER": os.environ["REDIS_URL"], "BEAT_TEST_COUNTER": "unused"}
+    probe = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_PROBE.format(start=start)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert probe.stdout.strip() == loaded
+
+
+def test_the_worker_command_alone_wants_the_app_first() -> None:
+    probe = subprocess.run(
+        [sys.executable, "-m", "common.conf.worker", "--pool", "threads"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert probe.returncode != 0
+    assert "usage: python -m common.conf.worker -A <app>" in probe.stderr

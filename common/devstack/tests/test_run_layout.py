@@ -45,7 +45,7 @@ def test_exactly_one_worker_schedules_whatever_the_scale(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scale: int
 ) -> None:
     started = _layout(monkeypatch, tmp_path, scale)
-    workers = {name: argv for name, (argv, _) in started.items() if "worker" in argv}
+    workers = {name: argv for name, (argv, _) in started.items() if "common.conf.worker" in argv}
     assert len(workers) == scale
     assert [name for name, argv in workers.items() if "--beat-thread" in argv] == ["auth-worker"]
     assert "-s" in workers["auth-worker"]
