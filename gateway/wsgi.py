@@ -12,3 +12,7 @@ django_application = get_wsgi_application()
 from gateway.api.fastlane import LeanFront  # noqa: E402 - needs the settings and apps loaded above
 
 application = LeanFront(django_application)
+
+from common.conf.process import freeze_startup_objects  # noqa: E402 - last: everything start-up made is built
+
+freeze_startup_objects()

@@ -13,6 +13,8 @@ from common.conf.context import accept_request_id, request_id_var, user_id_var
 from common.contracts.envelope import REQUEST_ID_HEADER
 
 log = logging.getLogger("common.http")
+# Read from META: request.headers would re-spell the name of every header the request has, for this one.
+_REQUEST_ID_META = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 
 
 class RequestContextMiddleware:
@@ -28,7 +30,7 @@ def in_request_context(
 ) -> HttpResponseBase:
     """`get_response(request)` with the request id (accepted or new) and user id set, then the access log line."""
     started = time.perf_counter()
-    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    request_id = accept_request_id(request.META.get(_REQUEST_ID_META))
     rid_token = request_id_var.set(request_id)
     uid_token = user_id_var.set(None)
     try:

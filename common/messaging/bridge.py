@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common.conf.context import accept_request_id, request_id_var, user_id_var
 from common.conf.logging import current_log_level, set_service_log_level
+from common.conf.process import freeze_startup_objects
 from common.contracts import subjects
 from common.contracts.envelope import REQUEST_ID_HEADER, Agent, Request, error_reply, ok_reply
 from common.contracts.errors import BadRequest, InternalError, ServiceError, ServiceUnavailable
@@ -262,6 +263,7 @@ def run_forever(bridge: Bridge) -> None:
     """Run a bridge until SIGTERM or SIGINT."""
 
     tune_switch_interval()
+    freeze_startup_objects()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -3,22 +3,33 @@
 Django views and Celery tasks are synchronous; the connection lives on a private asyncio loop in a daemon
 thread so that a request costs one round trip and no connection set-up. The client is created lazily and
 re-created after a fork (granian and Celery fork their workers).
+
+A request does as little as it can on the loop, which every thread of the process shares: the calling thread
+encodes it, queues it for one sender coroutine (woken once for however many are waiting, as the bridge's
+replies are) and blocks on a plain lock; the reply, on the connection's one wildcard inbox subscription, releases
+that lock directly, and the caller decodes it. No task, future or timer per request on the loop: the caller
+keeps its own deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import sys
 import threading
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any, TypeVar, cast
 
 import nats
+from nats.aio.client import NO_RESPONDERS_STATUS
 from nats.aio.client import Client as NatsConnection
-from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError, StaleConnectionError
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError, NoServersError, StaleConnectionError
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import Header
 
 from common.conf.context import request_id_var
 from common.contracts.envelope import REQUEST_ID_HEADER, Agent, request_body, unwrap_reply
@@ -52,6 +63,7 @@ class NatsClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._nc: NatsConnection | None = None
+        self._exchange: _Exchange | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -80,21 +92,28 @@ class NatsClient:
         return cast(T, call.result)
 
     def connection(self) -> NatsConnection:
-        nc = self._nc
-        if nc is not None and not nc.is_closed:
-            return nc
+        return self._connected().nc
+
+    def _connected(self) -> _Exchange:
+        exchange = self._exchange
+        if exchange is not None and not exchange.nc.is_closed:
+            return exchange
         with self._lock:
-            if self._nc is None or self._nc.is_closed:
+            if self._exchange is None or self._exchange.nc.is_closed:
+                if self._exchange is not None:
+                    self._ensure_loop().call_soon_threadsafe(self._exchange.stop)
                 try:
-                    self._nc = self.run(self._connect(), timeout=self.connect_timeout + 1)
+                    self._exchange = self.run(self._connect(), timeout=self.connect_timeout + 1)
                 except GatewayTimeout:
                     raise ServiceUnavailable("Messaging is unavailable") from None
-            return self._nc
+                self._nc = self._exchange.nc
+            return self._exchange
 
-    async def _connect(self) -> NatsConnection:
+    async def _connect(self) -> _Exchange:
         try:
             # The first connect must fail fast (a request is waiting on it); reconnects after that are endless.
-            return await asyncio.wait_for(self._open(), timeout=self.connect_timeout)
+            nc = await asyncio.wait_for(self._open(), timeout=self.connect_timeout)
+            return await _Exchange.start(nc)
         except (TimeoutError, NoServersError, OSError, NatsTimeoutError) as exc:
             raise ServiceUnavailable("Messaging is unavailable") from exc
 
@@ -110,12 +129,12 @@ class NatsClient:
         )
 
     def close(self) -> None:
-        if self._nc is not None and self._loop is not None:
+        if self._exchange is not None and self._loop is not None:
             try:
-                self.run(self._nc.drain(), timeout=5)
+                self.run(self._exchange.close(), timeout=5)
             except Exception:  # closing is best effort; the process is going away
                 log.warning("nats drain on close failed", exc_info=True)
-            self._nc = None
+            self._exchange = self._nc = None
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
@@ -131,14 +150,18 @@ class NatsClient:
         timeout: float | None = None,
     ) -> Any:
         """Send one request and return the reply's data; errors come back as ServiceError (504, 503 included)."""
-        nc = self.connection()
-        if not nc.is_connected:
+        exchange = self._connected()
+        if not exchange.nc.is_connected:
             # Reconnecting: answer at once rather than buffer the request until it times out.
             raise ServiceUnavailable("Messaging is unavailable")
         wait = timeout if timeout is not None else _default_timeout()
         headers = {REQUEST_ID_HEADER: request_id_var.get() or ""}
-        payload = dumps(request_body(data, agent, client))
-        return self.run(_request(nc, subject, payload, headers, wait), timeout=wait + 1.0)
+        msg = exchange.request(subject, dumps(request_body(data, agent, client)), headers, wait)
+        try:
+            reply = loads(msg.data)
+        except ValueError:
+            raise ServiceError("Malformed reply from service", status=502, code="bad_reply") from None
+        return unwrap_reply(reply)
 
     def publish(self, subject: str, data: Any) -> None:
         nc = self.connection()
@@ -155,10 +178,12 @@ class NatsClient:
         the server answers it at once with "no responders".
         """
         try:
-            nc = self.connection()
-            if not nc.is_connected:
+            exchange = self._connected()
+            if not exchange.nc.is_connected:
                 return False
-            self.run(_round_trip(nc), timeout=2)
+            exchange.request(exchange.nc.new_inbox(), b"", None, 1)
+        except ServiceUnavailable as exc:
+            return isinstance(exc, _NoResponders)
         except Exception:  # noqa: BLE001 - readiness: any failure means "not ready", reported by the caller
             return False
         return True
@@ -195,34 +220,118 @@ class _Call:
         self.done.release()
 
 
+class _NoResponders(ServiceUnavailable):
+    """The server's own answer that nobody subscribes to the subject."""
+
+
+class _Waiting:
+    """One request waiting for its reply: the caller blocks on `done`, released when `msg` or `error` is set."""
+
+    __slots__ = ("done", "error", "msg")
+
+    def __init__(self) -> None:
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.msg: Msg | None = None
+        self.error: BaseException | None = None
+
+
+class _Exchange:
+    """Request/reply on one connection: the sender coroutine, the inbox subscription and the waiting requests.
+
+    Each request gets its own reply subject under the connection's inbox prefix (random per connection; a
+    counter after it), so a late reply to a request that gave up finds nobody waiting and is dropped.
+    """
+
+    def __init__(self, nc: NatsConnection, prefix: str) -> None:
+        self.nc = nc
+        self.prefix = prefix
+        self.loop = asyncio.get_running_loop()
+        self._numbers = itertools.count()
+        self._waiting: dict[str, _Waiting] = {}
+        # Caller side: requests queued for the sender, and whether it was woken.
+        self._outbox: deque[tuple[str, str, bytes, dict[str, str] | None]] = deque()
+        self._wake_lock = threading.Lock()
+        self._wake_pending = False
+        self._ready = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, nc: NatsConnection) -> _Exchange:
+        exchange = cls(nc, nc.new_inbox())
+        await nc.subscribe(f"{exchange.prefix}.*", cb=exchange._on_reply)
+        exchange._sender = asyncio.create_task(exchange._send())
+        return exchange
+
+    def request(self, subject: str, payload: bytes, headers: dict[str, str] | None, wait: float) -> Msg:
+        """Caller thread: send one request and block for its reply (at most `wait` seconds)."""
+        reply_to = f"{self.prefix}.{next(self._numbers)}"
+        waiting = _Waiting()
+        self._waiting[reply_to] = waiting
+        self._outbox.append((subject, reply_to, payload, headers))
+        with self._wake_lock:
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self.loop.call_soon_threadsafe(self._ready.set)
+        if not waiting.done.acquire(timeout=wait):
+            self._waiting.pop(reply_to, None)
+            raise GatewayTimeout()
+        if waiting.error is not None:
+            raise waiting.error
+        msg = waiting.msg
+        assert msg is not None
+        # As nats-py's own request() tells the server's "no responders" status from a reply.
+        if msg.headers and msg.headers.get(Header.STATUS) == NO_RESPONDERS_STATUS:
+            raise _NoResponders(f"No service is answering {subject}")
+        return msg
+
+    async def _on_reply(self, msg: Msg) -> None:
+        waiting = self._waiting.pop(msg.subject, None)
+        if waiting is not None:
+            waiting.msg = msg
+            waiting.done.release()
+
+    async def _send(self) -> None:
+        """Loop side: publish the queued requests, one wake-up for all that are waiting."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            with self._wake_lock:
+                # Cleared before draining: a request queued from now on wakes the sender again.
+                self._wake_pending = False
+            while self._outbox:
+                subject, reply_to, payload, headers = self._outbox.popleft()
+                try:
+                    await self.nc.publish(subject, payload, reply=reply_to, headers=headers)
+                except Exception as exc:  # noqa: BLE001 - handed to the caller, who raises it
+                    self._fail(reply_to, exc)
+
+    def _fail(self, reply_to: str, exc: Exception) -> None:
+        waiting = self._waiting.pop(reply_to, None)
+        if waiting is None:
+            return
+        if isinstance(exc, ConnectionClosedError | StaleConnectionError | NoServersError | OSError):
+            error: BaseException = ServiceUnavailable("Messaging is unavailable")
+            error.__cause__ = exc
+        else:
+            error = exc
+        waiting.error = error
+        waiting.done.release()
+
+    def stop(self) -> None:  # on the loop
+        if self._sender is not None:
+            self._sender.cancel()
+
+    async def close(self) -> None:
+        self.stop()
+        await self.nc.drain()
+
+
 def server_urls(url: str) -> list[str]:
     """NATS_URL as a seed list: `nats://a:4222,nats://b:4222` names every server of a cluster, so a process
     can start while any one of them is down (nats-py takes a list, not a comma-separated string)."""
     return [part.strip() for part in url.split(",") if part.strip()]
-
-
-async def _request(nc: NatsConnection, subject: str, payload: bytes, headers: dict[str, str], wait: float) -> Any:
-    try:
-        msg = await nc.request(subject, payload, timeout=wait, headers=headers)
-    except NoRespondersError:
-        raise ServiceUnavailable(f"No service is answering {subject}") from None
-    except NatsTimeoutError:
-        raise GatewayTimeout() from None
-    except (ConnectionClosedError, StaleConnectionError, NoServersError, OSError) as exc:
-        raise ServiceUnavailable("Messaging is unavailable") from exc
-    try:
-        reply = loads(msg.data)
-    except ValueError:
-        raise ServiceError("Malformed reply from service", status=502, code="bad_reply") from None
-    return unwrap_reply(reply)
-
-
-async def _round_trip(nc: NatsConnection) -> None:
-    """One request to a fresh inbox: the server's "no responders" reply proves both directions work."""
-    try:
-        await nc.request(nc.new_inbox(), b"", timeout=1)
-    except NoRespondersError:
-        return
 
 
 async def _publish(nc: NatsConnection, subject: str, payload: bytes, headers: dict[str, str]) -> None:

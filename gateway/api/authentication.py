@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,8 +14,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from django.conf import settings
 from django.http import HttpRequest
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework import HTTP_HEADER_ENCODING
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
@@ -168,14 +173,52 @@ def user_from_claims(claims: Mapping[str, Any]) -> GatewayUser:
 
 def session_is_live(sid: str) -> bool:
     """One Redis EXISTS: ending a session (logout, deny-access, reset...) invalidates its access tokens at once."""
-    from django_redis import get_redis_connection
-
+    key = session_key(sid)
     try:
-        return bool(get_redis_connection("default").exists(session_key(sid)))
+        store = _session_store()
+        try:
+            return bool(store.exists(key))
+        except RedisConnectionError:
+            # A connection the server closed (a restart, an idle timeout) fails once, and is replaced: the same
+            # one reconnect the pool makes when it finds a lent connection closed.
+            return bool(store.exists(key))
     except RedisError as exc:
         # Fail closed: without the session store a revoked token could not be told from a live one.
         log.error("session store unavailable", extra={"error": type(exc).__name__})
         raise ServiceUnavailable("Session store unavailable") from exc
+
+
+_store = threading.local()
+
+
+def _session_store() -> Redis:
+    """This thread's client for the liveness check: one connection of the shared pool, kept for the thread.
+
+    Every authenticated request makes this call. Through the pool, each one also pays the pool's check that a
+    borrowed connection has no unread data and is still open (a non-blocking read and two mode switches, each
+    a system call that hands the GIL to the process's other threads). A connection only this thread uses, only
+    for this command, cannot hold unread data (a failed or timed-out command disconnects it), and one the
+    server closed is replaced by session_is_live. Rebuilt for another pool (settings changed) and after a
+    fork, as the pool itself is.
+    """
+    from django_redis import get_redis_connection
+
+    pool = get_redis_connection("default").connection_pool
+    pid = os.getpid()
+    client: Redis | None = getattr(_store, "client", None)
+    if client is None or _store.pool is not pool or _store.pid != pid:
+        client = Redis(connection_pool=pool, single_connection_client=True)
+        _store.client, _store.pool, _store.pid = client, pool, pid
+    return client
+
+
+def authorization_header(request: HttpRequest | Request) -> bytes:
+    """The Authorization header as bytes, as DRF's get_authorization_header gives it, read from META directly:
+    its `request.headers` re-spells the name of every header the request has, once per request, for one."""
+    header = request.META.get("HTTP_AUTHORIZATION", b"")
+    if isinstance(header, str):
+        header = header.encode(HTTP_HEADER_ENCODING)  # the test client's str
+    return header  # type: ignore[no-any-return]
 
 
 def authenticate_request(request: HttpRequest) -> tuple[GatewayUser, dict[str, Any]] | None:
@@ -185,7 +228,7 @@ def authenticate_request(request: HttpRequest) -> tuple[GatewayUser, dict[str, A
     passes exactly the same checks; a cookie-authenticated unsafe request must also pass the CSRF check, here.
     Takes a Django request or DRF's wrapper of one: the DRF views and the lean routes (fastlane.py) both call it.
     """
-    header = get_authorization_header(request)  # type: ignore[arg-type]  # it reads META, which both have
+    header = authorization_header(request)
     if not header:
         return _authenticate_cookie(request) if settings.BROWSABLE_API else None
     parts = header.split()

@@ -37,7 +37,6 @@ from django.urls import Resolver404, resolve, set_urlconf
 from django.utils.cache import patch_vary_headers
 from django.utils.log import log_response
 from rest_framework import exceptions
-from rest_framework.authentication import get_authorization_header
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer
@@ -50,7 +49,7 @@ from common.api.middleware import access_log, in_request_context
 from common.conf.context import accept_request_id, request_id_var, user_id_var
 from common.contracts.envelope import REQUEST_ID_HEADER
 from gateway.api import views
-from gateway.api.authentication import AccessTokenAuthentication, authenticate_request
+from gateway.api.authentication import AccessTokenAuthentication, authenticate_request, authorization_header
 
 Body = Callable[..., Response]
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
@@ -173,7 +172,7 @@ def lean_route(view_class: type[views.GatewayView], body: Body) -> LeanRoute | N
 
 def _has_bearer_header(request: HttpRequest) -> bool:
     # Split as authenticate_request splits it (bytes, ASCII blanks).
-    parts = get_authorization_header(request).split(None, 1)  # type: ignore[arg-type]
+    parts = authorization_header(request).split(None, 1)
     return bool(parts) and parts[0].lower() == b"bearer"
 
 

@@ -32,6 +32,8 @@ SELECT (SELECT count(*) FROM users_user WHERE is_deleted = false {{filters}}),
 FROM (SELECT id, name, username, email, roles, is_verified, is_active, created_at, updated_at FROM users_user
       WHERE is_deleted = false {{filters}} ORDER BY created_at, id LIMIT %s OFFSET %s) AS u
 """  # noqa: S608 - constant fragments only; values are parameters
+# A threshold no statement reaches by repetition: psycopg prepares only the executions that pass prepare=True.
+_PREPARE_ONLY_WHEN_ASKED = 2**31 - 1
 _GET_SQL = f"SELECT {_PUBLIC_USER}::text FROM users_user AS u WHERE u.id = %s AND u.is_deleted = false"  # noqa: S608 - constant fragments only
 
 
@@ -66,6 +68,13 @@ def _fetchone(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     """
     connection.close_if_health_check_failed()
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns psycopg's preparing off for the whole connection (for transaction-mode poolers), and then
+        # psycopg ignores prepare=True: every read was parsed and planned again. Only a server-side-binding
+        # cursor can be prepared, and these reads are the only ones; Django's own cursors bind client-side and
+        # are never prepared, whatever the threshold. So: prepared when asked, never by count.
+        raw.prepare_threshold = _PREPARE_ONLY_WHEN_ASKED
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchone()

@@ -57,6 +57,22 @@ def test_timeout_maps_to_504(nats_client: NatsClient) -> None:
     assert info.value.status == 504
 
 
+def test_a_reply_after_its_timeout_reaches_nobody(nats_client: NatsClient) -> None:
+    # The late reply of a request that gave up must not be taken for the answer to a later request.
+    token = request_id_var.set("req-after-timeout")
+    try:
+        with bridge_in_thread(service="common", workers=2):
+            with pytest.raises(GatewayTimeout):
+                nats_client.request("test.slow", {"seconds": 0.5}, timeout=0.1)
+            first = nats_client.request("test.echo", {"n": 1})
+            time.sleep(0.6)  # the slow reply has arrived by now
+            second = nats_client.request("test.echo", {"n": 2})
+    finally:
+        request_id_var.reset(token)
+    assert first == {"data": {"n": 1}, "agent": None, "requestId": "req-after-timeout"}
+    assert second == {"data": {"n": 2}, "agent": None, "requestId": "req-after-timeout"}
+
+
 def test_no_responders_maps_to_503(nats_client: NatsClient) -> None:
     with pytest.raises(ServiceUnavailable) as info:
         nats_client.request("test.nobody.listens", {}, timeout=1.0)

@@ -109,6 +109,20 @@ def test_session_store_down_fails_closed_with_503(trusted: Signer, live_session:
     assert response.json()["message"] == "Session store unavailable"
 
 
+def test_liveness_check_survives_the_store_dropping_its_connection(
+    trusted: Signer, live_session: Callable[[], str]
+) -> None:
+    from django_redis import get_redis_connection
+
+    token = trusted.token(sid=live_session(), roles=["sys_admin"])
+    assert Client().get(LOG_LEVEL, headers=bearer(token)).status_code == 200
+    # The connection this thread's checks go through, closed by the server (a restart, an idle timeout).
+    killed = get_redis_connection("default").client_kill_filter(_id=authentication._session_store().client_id())
+    assert killed == 1
+    response = Client().get(LOG_LEVEL, headers=bearer(token))
+    assert response.status_code == 200, response.content
+
+
 def test_public_routes_ignore_a_stale_bearer_header() -> None:
     # A client that still sends an old token must be able to log in again (the body is invalid: 400, not 401).
     response = Client().post("/api/login", data={}, content_type="application/json", headers=bearer("stale"))

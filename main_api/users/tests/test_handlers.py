@@ -166,6 +166,21 @@ def test_seed_is_a_no_op_success(main: NatsClient) -> None:
     assert User.objects.count() == 0
 
 
+def test_reads_run_as_statements_prepared_once_per_connection() -> None:
+    user = UserFactory()
+    for _ in range(3):
+        assert loads(dispatch(handle_user_find_all, subjects.USER_FIND_ALL, dumps({"data": {}}), None))["ok"]
+        one = dumps({"data": {"id": str(user.id)}})
+        assert loads(dispatch(handle_user_find_one, subjects.USER_FIND_ONE, one, None))["ok"]
+    # Prepared on this connection by PostgreSQL, so not parsed and planned again on every read.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert len(prepared) == 2
+    assert any("json_agg" in text for text in prepared)
+    assert any("WHERE u.id = $1" in text for text in prepared)
+
+
 @pytest.mark.parametrize("subject", [subjects.USER_FIND_ALL, subjects.USER_FIND_ONE])
 def test_a_dead_database_connection_answers_503_then_the_next_request_reconnects(subject: str) -> None:
     user = UserFactory()
