@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
@@ -35,6 +33,7 @@ from common.contracts.envelope import REQUEST_ID_HEADER, Agent, Request, error_r
 from common.contracts.errors import BadRequest, InternalError, ServiceError, ServiceUnavailable
 from common.messaging.client import server_urls, tune_switch_interval
 from common.messaging.codec import dumps, loads
+from common.messaging.handoff import LoopHandoff
 
 log = logging.getLogger("common.bridge")
 
@@ -136,12 +135,8 @@ class Bridge:
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        # Worker side: (reply subject or None, encoded reply) waiting for the sender, and whether it was woken.
-        self._replies: deque[tuple[str | None, bytes]] = deque()
-        self._replies_ready = asyncio.Event()
-        self._wake_lock = threading.Lock()
-        self._wake_pending = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # Worker side: (reply subject or None, encoded reply) for the sender; made on the loop by run().
+        self._replies: LoopHandoff[tuple[str | None, bytes]] | None = None
         self._subs: list[Subscription] = []
 
     def _builtin_handlers(self) -> dict[str, Handler]:
@@ -183,30 +178,19 @@ class Bridge:
         except BaseException:  # dispatch answers every handler error itself; this is a bug in dispatch
             log.exception("dispatch failed", extra={"subject": subject})
             reply = dumps(error_reply(InternalError()))
-        self._replies.append((reply_to, reply))
-        with self._wake_lock:
-            if self._wake_pending:
-                return  # the sender is already due to run and will find this reply
-            self._wake_pending = True
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._replies_ready.set)
+        assert self._replies is not None
+        self._replies.post((reply_to, reply))
 
     async def _send_replies(self, nc: NatsConnection) -> None:
         """Loop side: publish the replies the workers posted, one wake-up for all that are waiting."""
-        while True:
-            await self._replies_ready.wait()
-            self._replies_ready.clear()
-            with self._wake_lock:
-                # Cleared before draining: a reply posted from now on wakes the sender again.
-                self._wake_pending = False
-            while self._replies:
-                reply_to, reply = self._replies.popleft()
-                if reply_to:
-                    try:
-                        await nc.publish(reply_to, reply)
-                    except Exception:  # the requester may be gone; nothing else to do but say so
-                        log.warning("could not send reply", extra={"subject": reply_to}, exc_info=True)
-                self._inflight -= 1
+        assert self._replies is not None
+        async for reply_to, reply in self._replies.items():
+            if reply_to:
+                try:
+                    await nc.publish(reply_to, reply)
+                except Exception:  # the requester may be gone; nothing else to do but say so
+                    log.warning("could not send reply", extra={"subject": reply_to}, exc_info=True)
+            self._inflight -= 1
             if self._inflight == 0:
                 self._idle.set()
 
@@ -218,7 +202,7 @@ class Bridge:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
         )
-        self._loop = asyncio.get_running_loop()
+        self._replies = LoopHandoff(asyncio.get_running_loop())
         sender = asyncio.create_task(self._send_replies(nc))
         try:
             for subject, handler in {**self._builtin_handlers(), **self.handlers}.items():

@@ -19,7 +19,6 @@ import logging
 import os
 import sys
 import threading
-from collections import deque
 from collections.abc import Coroutine
 from typing import Any, TypeVar, cast
 
@@ -35,6 +34,7 @@ from common.conf.context import request_id_var
 from common.contracts.envelope import REQUEST_ID_HEADER, Agent, request_body, unwrap_reply
 from common.contracts.errors import GatewayTimeout, ServiceError, ServiceUnavailable
 from common.messaging.codec import dumps, loads
+from common.messaging.handoff import LoopHandoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -246,14 +246,12 @@ class _Exchange:
     def __init__(self, nc: NatsConnection, prefix: str) -> None:
         self.nc = nc
         self.prefix = prefix
-        self.loop = asyncio.get_running_loop()
         self._numbers = itertools.count()
         self._waiting: dict[str, _Waiting] = {}
-        # Caller side: requests queued for the sender, and whether it was woken.
-        self._outbox: deque[tuple[str, str, bytes, dict[str, str] | None]] = deque()
-        self._wake_lock = threading.Lock()
-        self._wake_pending = False
-        self._ready = asyncio.Event()
+        # Requests queued by the calling threads for the sender coroutine.
+        self._outbox: LoopHandoff[tuple[str, str, bytes, dict[str, str] | None]] = LoopHandoff(
+            asyncio.get_running_loop()
+        )
         self._sender: asyncio.Task[None] | None = None
 
     @classmethod
@@ -268,12 +266,7 @@ class _Exchange:
         reply_to = f"{self.prefix}.{next(self._numbers)}"
         waiting = _Waiting()
         self._waiting[reply_to] = waiting
-        self._outbox.append((subject, reply_to, payload, headers))
-        with self._wake_lock:
-            wake = not self._wake_pending
-            self._wake_pending = True
-        if wake:
-            self.loop.call_soon_threadsafe(self._ready.set)
+        self._outbox.post((subject, reply_to, payload, headers))
         if not waiting.done.acquire(timeout=wait):
             self._waiting.pop(reply_to, None)
             raise GatewayTimeout()
@@ -294,18 +287,11 @@ class _Exchange:
 
     async def _send(self) -> None:
         """Loop side: publish the queued requests, one wake-up for all that are waiting."""
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            with self._wake_lock:
-                # Cleared before draining: a request queued from now on wakes the sender again.
-                self._wake_pending = False
-            while self._outbox:
-                subject, reply_to, payload, headers = self._outbox.popleft()
-                try:
-                    await self.nc.publish(subject, payload, reply=reply_to, headers=headers)
-                except Exception as exc:  # noqa: BLE001 - handed to the caller, who raises it
-                    self._fail(reply_to, exc)
+        async for subject, reply_to, payload, headers in self._outbox.items():
+            try:
+                await self.nc.publish(subject, payload, reply=reply_to, headers=headers)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, who raises it
+                self._fail(reply_to, exc)
 
     def _fail(self, reply_to: str, exc: Exception) -> None:
         waiting = self._waiting.pop(reply_to, None)
