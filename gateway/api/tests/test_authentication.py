@@ -10,7 +10,7 @@ from django.test import Client, override_settings
 
 from common.conf.logging import set_service_log_level
 from gateway.api import authentication
-from gateway.api.tests.tokens import Signer
+from gateway.api.tests.tokens import UNREACHABLE_REDIS, Signer
 
 LOG_LEVEL = "/api/admin/log-level?service=gateway"
 
@@ -96,14 +96,7 @@ def test_wrong_issuer_or_audience_configured_is_401(trusted: Signer, live_sessio
 
 def test_session_store_down_fails_closed_with_503(trusted: Signer, live_session: Callable[[], str]) -> None:
     token = trusted.token(sid=live_session(), roles=["sys_admin"])
-    unreachable = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.5},
-        }
-    }
-    with override_settings(CACHES=unreachable):
+    with override_settings(CACHES=UNREACHABLE_REDIS):
         response = Client().get(LOG_LEVEL, headers=bearer(token))
     assert response.status_code == 503
     assert response.json()["message"] == "Session store unavailable"

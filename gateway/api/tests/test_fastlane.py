@@ -28,6 +28,7 @@ from gateway.api import fastlane, views
 from gateway.api.jwks import JwksCache
 from gateway.api.tests.e2e import Account, Api, eventually, gateway_pointed_at, logged_in, registered
 from gateway.api.tests.tokens import (
+    UNREACHABLE_REDIS,
     Signer,
     access_claims,
     hs256_token,
@@ -357,14 +358,7 @@ def test_forged_and_expired_tokens_answer_alike(
 
 def test_session_store_down_answers_alike(paths: Paths, trusted: Signer, live_session: Callable[[], str]) -> None:
     token = trusted.token(sid=live_session())
-    unreachable = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.5},
-        }
-    }
-    with override_settings(CACHES=unreachable):
+    with override_settings(CACHES=UNREACHABLE_REDIS):
         answer = paths.same("/api/user?limit=1", lean=True, headers=bearer(token))
     assert status_of(answer) == 503 and b"Session store unavailable" in answer.body
 
