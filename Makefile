@@ -15,25 +15,25 @@ $(STAMP): $(REQS)
 
 ## make run: start PostgreSQL, Redis and NATS (embedded unless *_URL is set), migrate, seed, start every process.
 run: $(STAMP)
-	@SCALE=$(or $(SCALE),1) $(PY) -m common.devstack run
+	@SCALE=$(or $(SCALE),1) $(PY) -m devstack run
 
 ## make test: the same servers (test profile: own data dir and ports), then checks and every test suite.
 test: $(STAMP)
 	@bash scripts/ensure-browser.sh
-	@$(PY) -m common.devstack exec --profile test -- $(MAKE) --no-print-directory check suites
+	@$(PY) -m devstack exec --profile test -- $(MAKE) --no-print-directory check suites
 
 ## Static checks: ruff, mypy, import contracts.
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy common gateway auth_service main_api bench scale_tests browser_tests verify
+	$(VENV)/bin/mypy common devstack gateway auth_service main_api bench scale_tests browser_tests verify
 	$(VENV)/bin/lint-imports
 
 ## Test suites, one pytest process per project (each has its own settings); needs the *_URL environment.
 ## Every suite runs even when an earlier one fails; the exit status says whether all passed.
 SUITES := \
-	"-p no:django common/devstack/tests" \
-	"--ds=common.testing.settings --create-db common --ignore=common/devstack" \
+	"-p no:django devstack/tests" \
+	"--ds=devstack.testing.settings --create-db common" \
 	"--ds=auth_service.settings.test --create-db auth_service" \
 	"--ds=main_api.settings.test --create-db main_api" \
 	"--ds=gateway.settings.test gateway" \
@@ -48,17 +48,17 @@ suites:
 
 ## Benchmarks (production-like settings) on fresh servers and the seeded data only; writes var/bench/latest.json.
 bench: $(STAMP)
-	@$(PY) -m common.devstack down --profile bench >/dev/null
+	@$(PY) -m devstack down --profile bench >/dev/null
 	@rm -rf var/bench/pg var/bench/redis var/bench/nats var/bench/sock
-	@$(PY) -m common.devstack exec --profile bench --db auth --db main -- $(PY) -m bench
+	@$(PY) -m devstack exec --profile bench --db auth --db main -- $(PY) -m bench
 
 ## Reliability and security proof: faults, fuzzing, soak, abuse, on servers of its own; writes var/verify/latest.json.
 verify: $(STAMP)
-	@$(PY) -m common.devstack exec --profile verify -- $(PY) -m verify
+	@$(PY) -m devstack exec --profile verify -- $(PY) -m verify
 
 ## Stop the development servers left by an interrupted run.
 down: $(STAMP)
-	@$(PY) -m common.devstack down --profile dev
+	@$(PY) -m devstack down --profile dev
 
 clean:
 	rm -rf var/test var/bench .pytest_cache .mypy_cache .ruff_cache

@@ -1,3 +1,3 @@
 """Root conftest: the shared fixtures for every project's test suite."""
 
-pytest_plugins = ["common.testing.plugin"]
+pytest_plugins = ["devstack.testing.plugin"]

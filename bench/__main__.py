@@ -1,6 +1,6 @@
 """`make bench`: start the stack with production-like settings, measure every case, print a table, write JSON.
 
-Runs inside `python -m common.devstack exec --profile bench`, so DATABASE_URL/REDIS_URL/NATS_URL point at servers
+Runs inside `python -m devstack exec --profile bench`, so DATABASE_URL/REDIS_URL/NATS_URL point at servers
 of its own. HTTP processes listen on RUN_PORT_BASE (18000) so a `make run` on 8000 is left alone. Every load is
 bounded in time and goes to 127.0.0.1 only.
 """
@@ -29,18 +29,18 @@ os.environ.setdefault(
 )
 
 from bench import cases
-from common.devstack.run import prepare, start_processes, wait_ready
-from common.devstack.servers import StackEnv
-from common.devstack.supervisor import Supervisor
+from devstack.run import layout, prepare, start_processes, wait_ready
+from devstack.servers import StackEnv
+from devstack.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    stack = StackEnv(os.environ["DATABASE_URL"], os.environ["REDIS_URL"], os.environ["NATS_URL"])
+    stack = StackEnv.from_environ(os.environ)
     seconds = float(os.environ.get("BENCH_SECONDS", "20"))
     prepare(stack)
-    supervisor = Supervisor(ROOT, out=open(ROOT / "var" / "bench-processes.log", "w"))  # noqa: SIM115
+    supervisor = Supervisor(layout(stack).run_dir, out=open(ROOT / "var" / "bench-processes.log", "w"))  # noqa: SIM115
     try:
         start_processes(stack, supervisor)
         wait_ready()

@@ -20,9 +20,11 @@ import psutil
 import psycopg
 
 from bench.loadgen import Result, percentile, run_builtin, run_wrk, run_wrk_refresh, wrk_available
-from common.devstack.run import AUTH, GATEWAY, HOST
-from common.devstack.servers import StackEnv, choose_port
-from common.devstack.supervisor import Supervisor
+from devstack.run import AUTH, GATEWAY, HOST, dev_settings, port
+from devstack.servers import StackEnv, choose_port
+from devstack.supervisor import Supervisor
+
+GATEWAY_PORT = port(GATEWAY)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTIONS = 16
@@ -39,7 +41,7 @@ def http(
     path: str,
     body: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
-    port: int = GATEWAY.port,
+    port: int = GATEWAY_PORT,
 ) -> tuple[int, dict[str, Any] | None, list[str]]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"http://{HOST}:{port}{path}", data=data, method=method)
@@ -89,7 +91,7 @@ def http_case(
     method: str = "GET",
     headers: dict[str, str] | None = None,
     body: dict[str, Any] | None = None,
-    port: int = GATEWAY.port,
+    port: int = GATEWAY_PORT,
 ) -> Result:
     raw = json.dumps(body) if body is not None else None
     hdrs = dict(headers or {})
@@ -121,7 +123,7 @@ def refresh_case(seconds: float) -> Result:
             jars = [login()[1] for _ in range(CONNECTIONS)]
             result = run_wrk_refresh(
                 "refresh (rotating cookies)",
-                f"http://{HOST}:{GATEWAY.port}{REFRESH_PATH}",
+                f"http://{HOST}:{GATEWAY_PORT}{REFRESH_PATH}",
                 path=REFRESH_PATH,
                 cookie_name=REFRESH_COOKIE,
                 sessions=[(jar[REFRESH_COOKIE], csrf_cookie_name(jar), jar[csrf_cookie_name(jar)]) for jar in jars],
@@ -151,7 +153,7 @@ def refresh_case(seconds: float) -> Result:
     return run_builtin(
         "refresh (rotating cookies)",
         HOST,
-        GATEWAY.port,
+        GATEWAY_PORT,
         make,
         connections=CONNECTIONS,
         seconds=seconds,
@@ -227,7 +229,7 @@ def relay_case(stack: StackEnv, count: int = 10000) -> dict[str, Any]:
     would in production; the dedicated relay reports how many of the events it published itself.
     """
     auth_db = stack.database_url.rsplit("/", 1)[0] + "/auth"
-    env = {**os.environ, **stack.as_environ(), "DJANGO_SETTINGS_MODULE": AUTH.settings, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **stack.as_environ(), "DJANGO_SETTINGS_MODULE": dev_settings(AUTH), "PYTHONUNBUFFERED": "1"}
     relay = subprocess.Popen(
         [sys.executable, "manage_auth.py", "relay_outbox", "--loop", "--interval", "0.02"],
         cwd=ROOT,

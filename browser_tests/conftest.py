@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from common.testing.stack import REPO_ROOT, RunningStack, run_manage, running_stack
+from devstack.testing.stack import REPO_ROOT, RunningStack, run_manage, running_stack
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

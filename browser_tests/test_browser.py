@@ -11,7 +11,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from browser_tests.conftest import OPERATOR
-from common.testing.stack import RunningStack
+from devstack.testing.stack import RunningStack
 
 SYS_ADMIN = "sys-admin@test.com"
 SEED_PASSWORD = "Password123!"

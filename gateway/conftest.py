@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from common.testing.stack import RunningStack, running_stack
+from devstack.testing.stack import RunningStack, running_stack
 from gateway.api.tests.e2e import gateway_pointed_at
 
 

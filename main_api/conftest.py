@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from common.inbox.testing import Sandbox, close_stray_database_sessions, event_stream_sandbox
+from devstack.testing.events import Sandbox, close_stray_database_sessions, event_stream_sandbox
 
 # Short enough for redeliveries to happen within a test.
 FAST_EVENTS = {

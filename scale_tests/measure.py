@@ -1,6 +1,6 @@
 """`python -m scale_tests.measure`: bounded wrk loads through a gateway; req/s and CPU ms per request per process.
 
-Runs inside `python -m common.devstack exec --profile test` (DATABASE_URL and REDIS_URL). Starts the scale suite's
+Runs inside `python -m devstack exec --profile test` (DATABASE_URL and REDIS_URL). Starts the scale suite's
 stack (two of every bridge and worker) and one gateway on loopback, drives each case for SCALE_MEASURE_SECONDS
 (default 8) with wrk, and reads every process's CPU time before and after: CPU milliseconds per request is what
 sizes a tier on any machine (req/s per core = 1000 / ms), whereas req/s alone is only this machine's.
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from common.testing.stack import REPO_ROOT, StackProcess
+from devstack.testing.stack import REPO_ROOT, StackProcess
 from scale_tests.support import Browser, ScaledStack, gateway_servers, log_records, scaled_stack
 
 SECONDS = float(os.environ.get("SCALE_MEASURE_SECONDS", "8"))

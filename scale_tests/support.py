@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import psycopg
 
-from common.testing.stack import (
+from devstack.testing.stack import (
     MANAGE,
     REPO_ROOT,
     SETTINGS,

@@ -18,7 +18,7 @@ import nats
 import pytest
 from nats.js.errors import APIError, NoStreamResponseError
 
-from common.testing.stack import REPO_ROOT, StackError, StackProcess, run_manage, start_process, stop_processes
+from devstack.testing.stack import REPO_ROOT, StackError, StackProcess, run_manage, start_process, stop_processes
 from scale_tests.support import ScaledStack, free_port, record
 
 CLUSTER_CONF = REPO_ROOT / "docker" / "nats" / "cluster.conf"

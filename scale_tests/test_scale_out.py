@@ -11,8 +11,8 @@ from django.test import override_settings
 
 from common.contracts import subjects
 from common.contracts.envelope import REQUEST_ID_HEADER
-from common.testing.mail import mails_to
-from common.testing.stack import StackProcess
+from devstack.testing.mail import mails_to
+from devstack.testing.stack import StackProcess
 from gateway.api.tests.e2e import CSRF_COOKIE, REFRESH_COOKIE, Account, Api, eventually, new_account, registered
 from scale_tests.support import (
     ROLES,

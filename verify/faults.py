@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.devstack.servers import NatsServer
+from devstack.servers import NatsServer
 from verify.client import Session, request, unique_user
 from verify.consistency import Checker
 from verify.load import Load, Tally

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psutil
 
-from common.devstack.servers import Layout, NatsServer, read_pid, write_pid
-from common.testing.stack import StackProcess, start_process
+from devstack.servers import Layout, NatsServer, read_pid, write_pid
+from devstack.testing.stack import StackProcess, start_process
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "verify"
@@ -122,7 +122,7 @@ def _layout() -> Layout:
 
 
 def server_pid(name: str) -> int | None:
-    """The pid of the verify profile's server (postgres, redis, nats) from var/run/verify-<name>.pid."""
+    """The pid of the verify profile's server (postgres, redis, nats) from var/verify/run/<name>.pid."""
     pid = read_pid(_layout().pid_file(name))
     if pid is None or not psutil.pid_exists(pid):
         return None

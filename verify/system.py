@@ -14,19 +14,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.testing.stack import SETTINGS, RunningStack, StackProcess, running_stack, start_process, stop_processes
+from devstack.servers import Layout
+from devstack.testing.stack import SETTINGS, RunningStack, StackProcess, running_stack, start_process, stop_processes
 from verify.procs import REPO_ROOT, Managed, Target, server_target
 
 DB_PREFIX = "verify_"
 STACK_NAME = "verify"
 BIN = Path(sys.executable).parent
-# The same modules and settings `make run` serves (common/devstack/run.py), with debug off.
+# The same modules and settings `make run` serves (devstack/run.py), with debug off.
 HTTP_SERVICES = {
     "gateway": ("gateway", "gateway.settings.dev"),
     "auth": ("auth_service", "auth_service.settings.dev"),
     "main": ("main_api", "main_api.settings.dev"),
 }
-# Which service's settings each harness process runs with (common/testing/stack.py starts them).
+# Which service's settings each harness process runs with (devstack/testing/stack.py starts them).
 HARNESS_SERVICES = {"auth-bridge": "auth", "main-bridge": "main", "auth-celery": "auth"}
 SERVERS = ("nats", "redis", "postgres")
 # Throttles protect production from one IP; every verify request comes from 127.0.0.1 on purpose, and the
@@ -50,8 +51,8 @@ def free_port() -> int:
 
 
 def granian_argv(name: str, module: str, port: int) -> list[str]:
-    """The argv common/devstack/run.py gives granian, on a port of our own."""
-    static = REPO_ROOT / "var" / "static" / name
+    """The argv devstack/run.py gives granian, on a port of our own."""
+    static = Layout(REPO_ROOT, "verify").static_dir(name)
     # granian refuses a mount that does not exist; a fresh checkout has had no collectstatic (nor needs one here).
     static.mkdir(parents=True, exist_ok=True)
     return [
@@ -158,7 +159,7 @@ def system_under_test() -> Iterator[System]:
     """Start everything on the verify profile's servers; stop it all on exit, servers excepted."""
     for var in ("DATABASE_URL", "REDIS_URL", "NATS_URL"):
         if not os.environ.get(var):
-            raise SystemUnavailable(f"{var} is not set: run under `python -m common.devstack exec --profile verify`")
+            raise SystemUnavailable(f"{var} is not set: run under `python -m devstack exec --profile verify`")
     nats_url = os.environ["NATS_URL"]
     # The harness would otherwise start a private nats-server; the faults need the one devstack started.
     os.environ["E2E_NATS_URL"] = nats_url

@@ -22,7 +22,7 @@ from common.contracts import subjects
 from common.contracts.envelope import Agent
 from common.contracts.errors import ServiceError
 from common.messaging.client import NatsClient
-from common.testing.plugin import bridge_in_thread
+from devstack.testing.plugin import bridge_in_thread
 
 CODE = re.compile(r"verification code is (\d{6})")
 RECOVERY = re.compile(r"recovery token is:\n\n(\S+)\n")

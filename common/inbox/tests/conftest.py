@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from common.inbox.testing import close_stray_database_sessions
+from devstack.testing.events import close_stray_database_sessions
 
 
 @pytest.fixture(scope="session", autouse=True)

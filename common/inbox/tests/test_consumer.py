@@ -20,9 +20,9 @@ from django.test import override_settings
 from common.inbox.consumer import JetStreamConsumer
 from common.inbox.models import DeadLetter, InboxMessage
 from common.inbox.services import InvalidMessage, dead_letter_retry, inbox_record
-from common.inbox.testing import Sandbox, event_stream_sandbox
 from common.messaging.jetstream import MSG_ID_HEADER, user_events_consumer, user_events_provision
-from common.testing.plugin import bridge_in_thread
+from devstack.testing.events import Sandbox, event_stream_sandbox
+from devstack.testing.plugin import bridge_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ import pytest
 
 from common.contracts.errors import ServiceUnavailable
 from common.messaging.client import NatsClient
-from common.testing.stack import StackProcess, start_private_nats, stop_processes
+from devstack.testing.stack import StackProcess, start_private_nats, stop_processes
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from common.conf.context import request_id_var
 from common.contracts.envelope import Agent
 from common.contracts.errors import GatewayTimeout, ServiceError, ServiceUnavailable
 from common.messaging.client import NatsClient
-from common.testing.plugin import bridge_in_thread
+from devstack.testing.plugin import bridge_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -24,12 +24,12 @@ from django.utils import timezone
 from nats.js.errors import NotFoundError
 
 from common.contracts import events
-from common.inbox.testing import Sandbox, event_stream_sandbox
 from common.messaging.jetstream import MSG_ID_HEADER
 from common.outbox.models import OutboxEvent
 from common.outbox.relay import LocalRelay, relay_pending, relay_wake_local
 from common.outbox.services import outbox_claim
 from common.outbox.tests.factories import append_event
+from devstack.testing.events import Sandbox, event_stream_sandbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ import pytest
 from django_redis import get_redis_connection
 
 from common.contracts.sessions import session_key
-from common.testing.stack import RunningStack
+from devstack.testing.stack import RunningStack
 from gateway.api import authentication
 from gateway.api.jwks import JwksCache
 from gateway.api.tests.e2e import Account, Api, logged_in, registered, seeded

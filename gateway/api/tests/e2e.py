@@ -15,8 +15,8 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 
 from common.messaging.client import reset_client
-from common.testing.mail import wait_for_mail
-from common.testing.stack import RunningStack
+from devstack.testing.mail import wait_for_mail
+from devstack.testing.stack import RunningStack
 from gateway.api.jwks import reset_jwks
 from gateway.api.tests.tokens import unverified_claims
 

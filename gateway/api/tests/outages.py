@@ -1,6 +1,6 @@
 """A stack whose NATS server, main_api consumer and outbox relay a test may stop and start again, and what it reads.
 
-The stack is common.testing.stack's, on `outage_` databases and a Celery broker database of its own, with a
+The stack is devstack.testing.stack's, on `outage_` databases and a Celery broker database of its own, with a
 private nats-server started here rather than by the harness, so that the test holds the process and can stop it
 and start it again on the same port and JetStream store. The relay's backoff is capped lower than production's
 (RETRY_CAP_SECONDS), so the wait after an outage does not grow with its length. Every check reads the services' own databases and the
@@ -30,8 +30,8 @@ import orjson
 import psycopg
 from nats.js.errors import NotFoundError
 
-from common.devstack.servers import NatsServer, choose_port
-from common.testing.stack import (
+from devstack.servers import NatsServer, choose_port
+from devstack.testing.stack import (
     REPO_ROOT,
     SETTINGS,
     RunningStack,

@@ -8,7 +8,7 @@ import jwt
 import pytest
 from django.test import override_settings
 
-from common.testing.stack import RunningStack
+from devstack.testing.stack import RunningStack
 from gateway.api import authentication
 from gateway.api.tests.e2e import CSRF_COOKIE, REFRESH_COOKIE, Account, Api
 from gateway.api.tests.tokens import (

@@ -7,8 +7,8 @@ import time
 import pytest
 from django.test import override_settings
 
-from common.testing.mail import mails_to, wait_for_mail
-from common.testing.stack import RunningStack
+from devstack.testing.mail import mails_to, wait_for_mail
+from devstack.testing.stack import RunningStack
 from gateway.api.tests.e2e import (
     CSRF_COOKIE,
     NEW_PASSWORD,

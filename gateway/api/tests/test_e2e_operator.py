@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from common.testing.stack import RunningStack
+from devstack.testing.stack import RunningStack
 from gateway.api.tests.e2e import SEED_PASSWORD, SEEDED, Api, eventually, logged_in, seeded
 from gateway.api.tests.tokens import unverified_claims
 

@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 
 from common.conf.logging import current_log_level, set_service_log_level
-from common.testing.stack import RunningStack
+from devstack.testing.stack import RunningStack
 from gateway.api.tests.e2e import Account, Api
 
 pytestmark = pytest.mark.e2e

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.testing.stack import RunningStack
+from devstack.testing.stack import RunningStack
 from gateway.api.tests.e2e import CSRF_COOKIE, REFRESH_COOKIE, Account, Api, logged_in
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from common.testing.mail import wait_for_mail
-from common.testing.stack import RunningStack
+from devstack.testing.mail import wait_for_mail
+from devstack.testing.stack import RunningStack
 from gateway.api.tests.e2e import (
     NEW_PASSWORD,
     Account,

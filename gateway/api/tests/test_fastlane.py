@@ -23,7 +23,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory, override_settings
 
 from common.contracts.errors import ServiceUnavailable
-from common.testing.stack import RunningStack
+from devstack.testing.stack import RunningStack
 from gateway.api import fastlane, views
 from gateway.api.jwks import JwksCache
 from gateway.api.tests.e2e import Account, Api, eventually, gateway_pointed_at, logged_in, registered

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from nats.js.errors import NotFoundError
 
-from common.inbox.testing import Sandbox
+from devstack.testing.events import Sandbox
 from main_api.users.models import User
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ import pytest
 
 from common.contracts import events
 from common.inbox.models import DeadLetter, InboxMessage
-from common.inbox.testing import Sandbox, event_stream_sandbox
-from common.testing.plugin import bridge_in_thread
+from devstack.testing.events import Sandbox, event_stream_sandbox
+from devstack.testing.plugin import bridge_in_thread
 from main_api.conftest import FAST_EVENTS
 from main_api.users.models import User
 from main_api.users.tests.factories import UserEventFactory

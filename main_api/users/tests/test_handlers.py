@@ -16,7 +16,7 @@ from common.contracts.errors import ServiceError
 from common.messaging.bridge import dispatch
 from common.messaging.client import NatsClient
 from common.messaging.codec import dumps, loads
-from common.testing.plugin import bridge_in_thread
+from devstack.testing.plugin import bridge_in_thread
 from main_api.handlers import handle_user_find_all, handle_user_find_one
 from main_api.users.models import User
 from main_api.users.tests.factories import UserFactory

@@ -13,6 +13,6 @@ INSTALLED_APPS = [
     "common.inbox",
 ]
 MIDDLEWARE = ["common.api.middleware.RequestContextMiddleware"]
-ROOT_URLCONF = "common.testing.urls"
-NATS_HANDLERS_MODULE = "common.testing.handlers"
+ROOT_URLCONF = "devstack.testing.urls"
+NATS_HANDLERS_MODULE = "devstack.testing.handlers"
 REST_FRAMEWORK = drf_settings()

@@ -1,4 +1,4 @@
-"""Command line for the devstack servers: python -m common.devstack {up,down,exec,run}."""
+"""Command line for the devstack servers: python -m devstack {up,down,exec,run}."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from pathlib import Path
 from types import FrameType
 from typing import cast
 
-from common.devstack.servers import PROFILES, REPO_ROOT, DevStackError, Stack, StackEnv, ensure_databases
-from common.devstack.supervisor import acquire_run_lock, exit_status, release_run_lock, run_lock_holder
+from devstack.servers import PROFILES, REPO_ROOT, DevStackError, Stack, StackEnv, ensure_databases
+from devstack.supervisor import acquire_run_lock, exit_status, release_run_lock, run_lock_holder
 
 RUN_DATABASES = ("gateway", "auth", "main")
-RUN_HOOK = "common.devstack.run"
+RUN_HOOK = "devstack.run"
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # si_code of a signal the kernel raised itself, as the terminal does for Ctrl-C to the whole foreground group.
 _SI_KERNEL = 0x80
@@ -172,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     signal.pause()
             return 0
         # ---- HOOK ------------------------------------------------------------------------------------------------
-        # common/devstack/run.py: main(stack_env) migrates, seeds and runs the processes under a Supervisor; it
+        # devstack/run.py: main(stack_env) migrates, seeds and runs the processes under a Supervisor; it
         # returns when they have stopped, with the exit status for `make run`. The servers are stopped below.
         return int(hook(env) or 0)
     finally:
@@ -185,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     shared.add_argument("--profile", choices=PROFILES, default="dev", help="which var/<profile>/ to use (default: dev)")
     shared.add_argument("--root", type=Path, default=REPO_ROOT, help="directory holding var/ (default: this checkout)")
     parser = argparse.ArgumentParser(
-        prog="python -m common.devstack", description="Embedded PostgreSQL, Redis and NATS for development and tests."
+        prog="python -m devstack", description="Embedded PostgreSQL, Redis and NATS for development and tests."
     )
     commands = parser.add_subparsers(dest="command_name", required=True)
 

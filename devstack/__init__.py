@@ -1,6 +1,6 @@
 """Real PostgreSQL, Redis and NATS servers from PyPI wheels for development and tests, plus a process supervisor."""
 
-from common.devstack.servers import (
+from devstack.servers import (
     PROFILES,
     REPO_ROOT,
     DevStackError,
@@ -9,7 +9,7 @@ from common.devstack.servers import (
     drop_databases,
     ensure_databases,
 )
-from common.devstack.supervisor import Supervisor, acquire_run_lock, release_run_lock, run_lock_holder
+from devstack.supervisor import Supervisor, acquire_run_lock, release_run_lock, run_lock_holder
 
 __all__ = [
     "PROFILES",

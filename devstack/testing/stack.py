@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from common.devstack.granian import granian_argv
+from common.conf.processes import PROCESSES, Options
+from common.conf.processes import argv as http_argv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+HTTP_PROCESSES = {process.service.name: process for process in PROCESSES if process.kind == "http"}
 DB_NAME_PREFIX = "e2e_"
 SERVICES = ("auth", "main")
 # Deployed-style settings, configured by the environment below. The projects' test settings are made for
@@ -304,9 +306,13 @@ def running_stack(
         ):
             processes.append(start_process(name, argv, env=_service_env(service, env), log_dir=log_dir))
         for service, port in ports.items():
-            argv = granian_argv(
-                service, host="127.0.0.1", port=port, workers="1", static_dir=_static_dir(work_dir, service)
+            options = Options(
+                bin_dir=Path(sys.executable).parent,
+                host="127.0.0.1",
+                http_workers="1",
+                static_root=_static_dir(work_dir, service).parent,
             )
+            argv = http_argv(HTTP_PROCESSES[service], options, port=port)
             processes.append(
                 start_process(f"{service}-http", argv, env=_http_env(service, env, work_dir), log_dir=log_dir)
             )

@@ -1,4 +1,4 @@
-"""Real-server tests of common.devstack: the stack's lifecycle, the CLI, and the supervisor (no Django needed)."""
+"""Real-server tests of devstack: the stack's lifecycle, the CLI, and the supervisor (no Django needed)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import redis
 
-from common.devstack import (
+from devstack import (
     Stack,
     StackEnv,
     Supervisor,
@@ -31,10 +31,10 @@ from common.devstack import (
     release_run_lock,
     run_lock_holder,
 )
-from common.devstack.servers import REPO_ROOT, RESERVED_PORTS, choose_port, port_answers, port_is_free
+from devstack.servers import REPO_ROOT, RESERVED_PORTS, Layout, choose_port, port_answers, port_is_free
 
 URL_VARS = ("DATABASE_URL", "REDIS_URL", "NATS_URL")
-TEST_PID_FILES = ["test-nats.pid", "test-postgres.pid", "test-redis.pid"]
+TEST_PID_FILES = ["nats.pid", "postgres.pid", "redis.pid"]
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,7 @@ def _ports(root: Path) -> dict[str, int]:
 
 
 def _pid_files(root: Path) -> list[str]:
-    return sorted(path.name for path in (root / "var" / "run").glob("*.pid"))
+    return sorted(path.name for path in Layout(root, "test").run_dir.glob("*.pid"))
 
 
 def _clean_env() -> dict[str, str]:
@@ -65,7 +65,7 @@ def _clean_env() -> dict[str, str]:
 
 def _devstack(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "common.devstack", *args],
+        [sys.executable, "-m", "devstack", *args],
         cwd=REPO_ROOT,
         env=_clean_env(),
         capture_output=True,
@@ -111,8 +111,14 @@ def test_stack_starts_answers_stops_and_restarts_with_same_data_and_ports(root: 
         database_url=f"postgresql://postgres@127.0.0.1:{ports['postgres']}/postgres",
         redis_url=f"redis://127.0.0.1:{ports['redis']}/0",
         nats_url=f"nats://127.0.0.1:{ports['nats']}",
+        profile="test",
     )
-    assert env.as_environ() == {"DATABASE_URL": env.database_url, "REDIS_URL": env.redis_url, "NATS_URL": env.nats_url}
+    assert env.as_environ() == {
+        "DATABASE_URL": env.database_url,
+        "REDIS_URL": env.redis_url,
+        "NATS_URL": env.nats_url,
+        "DEVSTACK_PROFILE": "test",
+    }
     assert _pid_files(root) == TEST_PID_FILES
 
     assert ensure_databases(env.database_url, ["probe", "probe"]) == ["probe"]
@@ -162,7 +168,7 @@ def test_external_urls_replace_the_servers(tmp_path: Path) -> None:
         "NATS_URL": "nats://bus.example:4223",
     }
     stack = Stack("test", tmp_path, environ=environ)
-    assert stack.start() == StackEnv(environ["DATABASE_URL"], environ["REDIS_URL"], environ["NATS_URL"])
+    assert stack.start() == StackEnv(environ["DATABASE_URL"], environ["REDIS_URL"], environ["NATS_URL"], "test")
     assert stack.started == ()
     assert set(stack.external) == {"postgres", "redis", "nats"}
     assert _pid_files(tmp_path) == []
@@ -213,7 +219,7 @@ def test_exec_forwards_sigterm_then_cleans_up(root: Path) -> None:
         "time.sleep(60)\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "common.devstack", "exec", "--profile", "test", "--root", str(root),
+        [sys.executable, "-m", "devstack", "exec", "--profile", "test", "--root", str(root),
          "--", sys.executable, "-c", script],
         cwd=REPO_ROOT, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -237,6 +243,7 @@ def test_cli_up_prints_exports_and_down_stops(root: Path) -> None:
         f"export DATABASE_URL=postgresql://postgres@127.0.0.1:{ports['postgres']}/postgres",
         f"export REDIS_URL=redis://127.0.0.1:{ports['redis']}/0",
         f"export NATS_URL=nats://127.0.0.1:{ports['nats']}",
+        "export DEVSTACK_PROFILE=test",
     ]
     assert _pid_files(root) == TEST_PID_FILES
     down = _devstack("down", "--profile", "test", "--root", str(root))
@@ -257,7 +264,7 @@ def test_ports_avoid_the_system_services() -> None:
 
 def test_supervisor_prefixes_output_and_stops_process_groups(tmp_path: Path) -> None:
     out = io.StringIO()
-    supervisor = Supervisor(tmp_path, out=out)
+    supervisor = Supervisor(tmp_path / "var" / "run", out=out)
     web = supervisor.start("web", [sys.executable, "-c", "import time; print('hello'); print('bye'); time.sleep(60)"])
     # The shell's background sleep is in the child's process group, so stop_all must take it down too.
     worker = supervisor.start("worker", ["sh", "-c", "sleep 60 & echo started; wait"])
@@ -278,7 +285,7 @@ def test_supervisor_prefixes_output_and_stops_process_groups(tmp_path: Path) -> 
 
 def test_supervisor_reports_a_dead_child_and_stops_the_rest(tmp_path: Path) -> None:
     out = io.StringIO()
-    supervisor = Supervisor(tmp_path, out=out)
+    supervisor = Supervisor(tmp_path / "var" / "run", out=out)
     sleeper = supervisor.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"])
     supervisor.start("crasher", [sys.executable, "-c", "import sys, time; time.sleep(0.3); print('boom'); sys.exit(3)"])
     # If wait_forever never noticed, this SIGTERM ends it with status 0 and the assertion below fails.
@@ -297,7 +304,7 @@ def test_supervisor_reports_a_dead_child_and_stops_the_rest(tmp_path: Path) -> N
 
 def test_supervisor_stops_everything_on_sigint(tmp_path: Path) -> None:
     out = io.StringIO()
-    supervisor = Supervisor(tmp_path, out=out)
+    supervisor = Supervisor(tmp_path / "var" / "run", out=out)
     child = supervisor.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"])
     before = signal.getsignal(signal.SIGINT)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
@@ -315,7 +322,7 @@ def test_run_lock_admits_one_make_run(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from common.devstack import acquire_run_lock\n"
+        "from devstack import acquire_run_lock\n"
         "assert acquire_run_lock(Path(sys.argv[1]))\n"
         "print('locked', flush=True)\n"
         "time.sleep(60)\n"

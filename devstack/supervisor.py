@@ -51,13 +51,13 @@ class Supervisor:
 
     def __init__(
         self,
-        root: Path,
+        run_dir: Path,
         *,
         out: TextIO | None = None,
         prefix_width: int = PREFIX_WIDTH,
         colour: bool | None = None,
     ) -> None:
-        self.run_dir = Path(root).resolve() / "var" / "run"
+        self.run_dir = Path(run_dir).resolve()
         self._out = out if out is not None else sys.stdout
         if colour is None:
             colour = self._out.isatty() and not os.environ.get("NO_COLOR")

@@ -8,32 +8,28 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-from common.devstack.granian import granian_argv
-from common.devstack.servers import StackEnv
-from common.devstack.supervisor import Supervisor
+from common.conf.processes import AUTH, GATEWAY, MAIN, PROCESSES, Options, Process, Service, argv
+from devstack.servers import Layout, StackEnv
+from devstack.supervisor import Supervisor
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    manage: str
-    settings: str
-    port: int
+ROOT = Path(__file__).resolve().parents[1]
 
 
 PORT_BASE = int(os.environ.get("RUN_PORT_BASE", "8000"))
-GATEWAY = Service("gateway", "manage_gateway.py", "gateway.settings.dev", PORT_BASE)
-AUTH = Service("auth", "manage_auth.py", "auth_service.settings.dev", PORT_BASE + 1)
-MAIN = Service("main", "manage_main.py", "main_api.settings.dev", PORT_BASE + 2)
-SERVICES = (GATEWAY, AUTH, MAIN)
 HOST = os.environ.get("RUN_HOST", "127.0.0.1")
 # SCALE=N starts N instances of every gateway, bridge and Celery worker (beat stays single).
 SCALE = max(1, int(os.environ.get("SCALE", "1") or "1"))
+
+
+def dev_settings(service: Service) -> str:
+    return f"{service.package}.settings.dev"
+
+
+def port(service: Service) -> int:
+    """Each service's HTTP port, counted from RUN_PORT_BASE in the order of the image's ports (8000, 8001, 8002)."""
+    return PORT_BASE + service.port - GATEWAY.port
 
 
 def instance_name(base: str, index: int) -> str:
@@ -42,13 +38,20 @@ def instance_name(base: str, index: int) -> str:
 
 def gateway_ports() -> list[int]:
     """The first gateway keeps its port; extra instances listen on PORT_BASE+10, +11, ..."""
-    return [GATEWAY.port] + [PORT_BASE + 10 + i for i in range(SCALE - 1)]
+    return [port(GATEWAY)] + [PORT_BASE + 10 + i for i in range(SCALE - 1)]
+
+
+def layout(stack: StackEnv) -> Layout:
+    return Layout(ROOT, stack.profile)
 
 
 def _env(stack: StackEnv, service: Service) -> dict[str, str]:
     env = {**os.environ, **stack.as_environ()}
-    env.setdefault("DJANGO_SETTINGS_MODULE", service.settings)
-    env["DJANGO_SETTINGS_MODULE"] = os.environ.get(f"{service.name.upper()}_SETTINGS", service.settings)
+    env["STATIC_ROOT"] = str(layout(stack).static_dir(service.name))
+    env["EMAIL_FILE_PATH"] = str(layout(stack).mail_dir)
+    env["DJANGO_SETTINGS_MODULE"] = os.environ.get(
+        f"{service.name.upper()}_SETTINGS", f"{service.package}.settings.dev"
+    )
     env.setdefault("PYTHONUNBUFFERED", "1")
     # glibc lets threads that malloc at once use up to 8 arenas per core, and each arena keeps what it once held: the
     # auth bridge's handler threads (argon2id: 19 MiB per hash) peaked at 248 MiB resident under the bench load with
@@ -118,49 +121,43 @@ def _parallel(jobs: list[tuple[Service, tuple[str, ...]]], stack: StackEnv) -> N
 
 
 def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
-    for service in SERVICES:
-        ports = gateway_ports() if service is GATEWAY else [service.port]
-        workers = os.environ.get(f"{service.name.upper()}_WORKERS", "1")
-        for index, port in enumerate(ports):
-            argv = granian_argv(
-                service.name, host=HOST, port=port, workers=workers, static_dir=ROOT / "var" / "static" / service.name
-            )
-            supervisor.start(instance_name(f"{service.name}-http", index), argv, _env(stack, service), ROOT)
-    beat_schedule = str(ROOT / "var" / "run" / "celerybeat-schedule")
-    for index in range(SCALE):
-        for service in (AUTH, MAIN):
-            name = instance_name(f"{service.name}-bridge", index)
-            supervisor.start(name, [sys.executable, service.manage, "nats_bridge"], _env(stack, service), ROOT)
-        worker = instance_name("auth-worker", index)
-        argv = [
-            sys.executable,
-            "-m",
-            "common.conf.worker",
-            "-A",
-            "auth_service",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "-l",
-            "warning",
-            "-n",
-            f"{worker}@%h",
-        ]
-        if index == 0:
-            # Exactly one scheduler, whatever SCALE is: a thread of the first worker (common/conf/beat.py),
-            # not a process of its own (~100 MiB resident for a few publishes a minute).
-            argv += ["--beat-thread", "-s", beat_schedule]
-        supervisor.start(worker, argv, _env(stack, AUTH), ROOT)
+    """Every process of common.conf.processes: SCALE of each (one gateway per port), the scheduler once."""
+    paths = layout(stack)
+    for process in PROCESSES:
+        service = process.service
+        options = Options(
+            bin_dir=Path(sys.executable).parent,
+            host=HOST,
+            http_workers=os.environ.get(f"{service.name.upper()}_WORKERS", "1"),
+            log_level="warning",
+            static_root=paths.static_dir(service.name).parent,
+            beat_schedule=paths.run_dir / "celerybeat-schedule",
+        )
+        for name, number in _instances(process):
+            command = argv(process, options, port=number, instance=name if process.kind == "worker" else None)
+            supervisor.start(name, command, _env(stack, service), ROOT)
+
+
+def _instances(process: Process) -> list[tuple[str, int | None]]:
+    """Each instance's name (its pid file) and port: SCALE of each kind, the scheduling worker once."""
+    service = process.service
+    if process.kind == "http":
+        ports = gateway_ports() if service is GATEWAY else [port(service)]
+        return [(instance_name(f"{service.name}-http", index), number) for index, number in enumerate(ports)]
+    if process.kind == "bridge":
+        return [(instance_name(process.name, index), None) for index in range(SCALE)]
+    # The scheduling worker is the first worker; the plain ones make up the rest of SCALE.
+    worker = f"{service.name}-worker"
+    return [(worker, None)] if process.beat else [(instance_name(worker, index), None) for index in range(1, SCALE)]
 
 
 def wait_ready(timeout: float = 60.0) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     status: dict[str, int] = {}
     targets = [(GATEWAY.name if i == 0 else f"gateway-{i + 1}", p) for i, p in enumerate(gateway_ports())]
-    targets += [(AUTH.name, AUTH.port), (MAIN.name, MAIN.port)]
-    for name, port in targets:
-        url = f"http://{HOST}:{port}/readyz"
+    targets += [(AUTH.name, port(AUTH)), (MAIN.name, port(MAIN))]
+    for name, number in targets:
+        url = f"http://{HOST}:{number}/readyz"
         while True:
             try:
                 with urllib.request.urlopen(url, timeout=3) as response:
@@ -177,21 +174,21 @@ def wait_ready(timeout: float = 60.0) -> dict[str, int]:
 
 
 def banner(stack: StackEnv, started: float) -> str:
-    mail_dir = ROOT / "var" / "mail"
+    mail_dir = layout(stack).mail_dir
     password = os.environ.get("SEED_PASSWORD", "Password123!")
     lines = [
         "",
         "=" * 72,
         f"  authmesh is up ({time.perf_counter() - started:.1f}s)",
         "",
-        f"  API (gateway)        http://{HOST}:{GATEWAY.port}/api/"
+        f"  API (gateway)        http://{HOST}:{port(GATEWAY)}/api/"
         + (f"  (+{SCALE - 1} more on {', '.join(str(p) for p in gateway_ports()[1:])})" if SCALE > 1 else ""),
-        f"  API docs             http://{HOST}:{GATEWAY.port}/api/docs/   schema: /api/schema/",
-        f"  browsable API        http://{HOST}:{GATEWAY.port}/api/login   (log in there, then browse /api/user)",
-        f"  JWKS                 http://{HOST}:{GATEWAY.port}/.well-known/jwks.json",
-        f"  auth service admin   http://{HOST}:{AUTH.port}/admin/",
-        f"  main_api admin       http://{HOST}:{MAIN.port}/admin/   (development staff login: sysadmin / {password})",
-        f"  health               /healthz and /readyz on each of :{GATEWAY.port} :{AUTH.port} :{MAIN.port}",
+        f"  API docs             http://{HOST}:{port(GATEWAY)}/api/docs/   schema: /api/schema/",
+        f"  browsable API        http://{HOST}:{port(GATEWAY)}/api/login   (log in there, then browse /api/user)",
+        f"  JWKS                 http://{HOST}:{port(GATEWAY)}/.well-known/jwks.json",
+        f"  auth service admin   http://{HOST}:{port(AUTH)}/admin/",
+        f"  main_api admin       http://{HOST}:{port(MAIN)}/admin/   (development staff login: sysadmin / {password})",
+        f"  health               /healthz and /readyz on each of :{port(GATEWAY)} :{port(AUTH)} :{port(MAIN)}",
         "",
         f"  seeded logins (password {password}):",
         "    sys-admin@test.com (sys_admin)   admin@test.com (admin)",
@@ -210,7 +207,7 @@ def banner(stack: StackEnv, started: float) -> str:
 def main(stack: StackEnv) -> int:
     started = time.perf_counter()
     prepare(stack)
-    supervisor = Supervisor(ROOT)
+    supervisor = Supervisor(layout(stack).run_dir)
     try:
         start_processes(stack, supervisor)
         wait_ready()

@@ -30,8 +30,10 @@ from typing import ClassVar
 
 import psutil
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("dev", "test", "bench", "verify")
+# Names the profile in the environment of the commands `python -m devstack exec` runs.
+PROFILE_ENV = "DEVSTACK_PROFILE"
 # The machine's own services live on these; a devstack server must never take them, even when they are down.
 RESERVED_PORTS = frozenset({5432, 6379, 4222, 8222})
 PG_SYSTEM_USER = "embedded_postgres"
@@ -57,14 +59,28 @@ class StackEnv:
     database_url: str
     redis_url: str
     nats_url: str
+    # Whose files (pid files, static files, mail, schedules) the processes started on these servers use.
+    profile: str = "dev"
 
     def as_environ(self) -> dict[str, str]:
-        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, "NATS_URL": self.nats_url}
+        return {
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "NATS_URL": self.nats_url,
+            PROFILE_ENV: self.profile,
+        }
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> StackEnv:
+        """The stack a `python -m devstack exec` command runs on, from the variables it was given."""
+        return cls(environ["DATABASE_URL"], environ["REDIS_URL"], environ["NATS_URL"], environ.get(PROFILE_ENV, "dev"))
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Paths of one profile's state: var/<profile>/ for data and logs, the shared var/run/ for pid files."""
+    """Paths of one profile's state: var/<profile>/ for data, logs and run files; the dev profile keeps the paths
+    the README promises (var/run/, var/static/, var/mail/). No two profiles share a file, so a `make bench` or
+    `make verify` beside a `make run` leaves the run's pid files, schedule and mail alone."""
 
     root: Path
     profile: str
@@ -75,16 +91,22 @@ class Layout:
 
     @property
     def run_dir(self) -> Path:
-        return self.root / "var" / "run"
+        """Pid files, the run lock and the Celery beat schedule."""
+        return self.root / "var" / "run" if self.profile == "dev" else self.var_dir / "run"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.root / "var" / "mail" if self.profile == "dev" else self.var_dir / "mail"
+
+    def static_dir(self, service: str) -> Path:
+        return self.root / "var" / "static" / service if self.profile == "dev" else self.var_dir / "static" / service
 
     @property
     def state_file(self) -> Path:
         return self.var_dir / "stack.json"
 
     def pid_file(self, name: str) -> Path:
-        # var/run/ is shared by the profiles, so only the dev profile gets the bare names.
-        prefix = "" if self.profile == "dev" else f"{self.profile}-"
-        return self.run_dir / f"{prefix}{name}.pid"
+        return self.run_dir / f"{name}.pid"
 
 
 # --- small process and socket helpers -------------------------------------------------------------------------
@@ -703,6 +725,7 @@ class Stack:
             ),
             redis_url=self._url("redis", by_name, lambda port: f"redis://127.0.0.1:{port}/0"),
             nats_url=self._url("nats", by_name, lambda port: f"nats://127.0.0.1:{port}"),
+            profile=self.profile,
         )
         return self._env
 

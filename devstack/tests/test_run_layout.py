@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from common.devstack import run
-from common.devstack.servers import StackEnv
-from common.devstack.supervisor import Supervisor
+from devstack import run
+from devstack.servers import PROFILE_ENV, PROFILES, StackEnv
+from devstack.supervisor import Supervisor
 
 STACK = StackEnv("postgresql://postgres@127.0.0.1:1/postgres", "redis://127.0.0.1:1/0", "nats://127.0.0.1:1")
 
@@ -17,8 +17,8 @@ STACK = StackEnv("postgresql://postgres@127.0.0.1:1/postgres", "redis://127.0.0.
 class RecordingSupervisor(Supervisor):
     """Keeps each start request (name, argv, environment) instead of starting a process."""
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(run_dir)
         self.started: dict[str, tuple[list[str], dict[str, str]]] = {}
 
     def start(
@@ -35,7 +35,7 @@ class RecordingSupervisor(Supervisor):
 
 def _layout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scale: int) -> dict[str, tuple[list[str], dict[str, str]]]:
     monkeypatch.setattr(run, "SCALE", scale)
-    supervisor = RecordingSupervisor(tmp_path)
+    supervisor = RecordingSupervisor(tmp_path / "run")
     run.start_processes(STACK, supervisor)
     return supervisor.started
 
@@ -64,3 +64,30 @@ def test_every_process_gets_two_malloc_arenas_unless_told_otherwise(
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
     started = _layout(monkeypatch, tmp_path, 1)
     assert {env.get("MALLOC_ARENA_MAX") for _, env in started.values()} == {"8"}
+
+
+def test_profiles_share_no_run_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A `make bench` or `make verify` beside a `make run` must not write the run's pid files, schedule or mail."""
+    monkeypatch.setattr(run, "ROOT", tmp_path)
+    places: dict[str, set[str]] = {}
+    for profile in PROFILES:
+        stack = StackEnv(STACK.database_url, STACK.redis_url, STACK.nats_url, profile)
+        supervisor = RecordingSupervisor(run.layout(stack).run_dir)
+        run.start_processes(stack, supervisor)
+        paths = {str(supervisor.run_dir)}
+        for argv, env in supervisor.started.values():
+            paths |= {env["STATIC_ROOT"], env["EMAIL_FILE_PATH"], env[PROFILE_ENV]}
+            if "-s" in argv:
+                paths.add(argv[argv.index("-s") + 1])
+        places[profile] = paths
+    assert places["dev"] >= {
+        str(tmp_path / "var" / "run"),
+        str(tmp_path / "var" / "run" / "celerybeat-schedule"),
+        str(tmp_path / "var" / "mail"),
+        str(tmp_path / "var" / "static" / "gateway"),
+    }
+    assert str(tmp_path / "var" / "bench" / "run" / "celerybeat-schedule") in places["bench"]
+    for first in PROFILES:
+        for second in PROFILES:
+            if first != second:
+                assert not places[first] & places[second], (first, second)
