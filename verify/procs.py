@@ -37,22 +37,34 @@ def tree(pid: int) -> list[psutil.Process]:
 class Memory:
     """A process tree's memory in bytes. `rss` sums each process's resident set, so pages the processes share
     (PostgreSQL's shared buffers, a forked worker's copy-on-write pages, the binary and libraries other
-    programs map too) count once per process; `uss` counts only pages no other process maps, which is where a
-    leak grows, whoever else starts or stops on the machine."""
+    programs map too) count once per process; `uss` counts only pages no other process maps right now, so it also
+    grows when another program running the same binary exits (its text pages become ours alone); `dirty`
+    (Private_Dirty) counts only pages the process wrote and nobody else maps, which is where a leak grows,
+    whoever else starts or stops on the machine."""
 
     rss: int = 0
     uss: int = 0
+    dirty: int = 0
 
 
 def tree_memory(pid: int) -> Memory:
     """Memory of a process and its descendants (zero if gone)."""
-    rss = uss = 0
+    rss = uss = dirty = 0
     for proc in tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, OSError):
             info = proc.memory_full_info()
             rss += info.rss
             uss += info.uss
-    return Memory(rss=rss, uss=uss)
+            dirty += _private_dirty(proc.pid)
+    return Memory(rss=rss, uss=uss, dirty=dirty)
+
+
+def _private_dirty(pid: int) -> int:
+    """Private_Dirty of /proc/<pid>/smaps_rollup, in bytes."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Private_Dirty:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _signal_all(pids: list[int], sig: int) -> None:
