@@ -5,6 +5,9 @@ from django.urls import include, path
 
 from auth_service.accounts.views import jwks_view
 
+# Which service's admin this is, in its header and the browser's title ("Django administration" says neither).
+admin.site.site_header = admin.site.site_title = "authmesh: identity"
+
 urlpatterns = [
     path("", include("common.api.urls")),
     path(".well-known/jwks.json", jwks_view, name="jwks"),

@@ -11,9 +11,10 @@ import os
 import re
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, sync_playwright
 
 from devstack.testing.stack import REPO_ROOT, RunningStack, run_manage, running_stack
 
@@ -32,6 +33,8 @@ SCREENSHOTS = REPO_ROOT / "var" / "screenshots"
 TIMEOUT_MS = 15_000
 # main_api's admin has its own staff accounts (its users table is the read model, not identities).
 OPERATOR = ("operator", "Operator-Pass-4821")
+# URLs that never leave the browser.
+LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
 _reports = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
@@ -73,11 +76,44 @@ def pytest_runtest_makereport(
     return report
 
 
+class PageGuard:
+    """What the pages of one browser did that they must not: a request to a host other than the stack's own (a
+    CDN, a validator, fonts...), a resource or script the Content-Security-Policy refused, an uncaught script error."""
+
+    def __init__(self, context: BrowserContext, own_hosts: set[str]) -> None:
+        self.own_hosts = own_hosts
+        self.off_host: list[str] = []
+        self.refused: list[str] = []
+        self.errors: list[str] = []
+        context.on("request", self._on_request)
+        context.on("console", self._on_console)
+        context.on("weberror", lambda error: self.errors.append(str(error.error)))
+
+    def _on_request(self, request: Request) -> None:
+        url = urlsplit(request.url)
+        if url.scheme not in LOCAL_SCHEMES and url.hostname not in self.own_hosts:
+            self.off_host.append(f"{request.method} {request.url}")
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.refused.append(message.text)
+
+    def problems(self) -> list[str]:
+        return [
+            *(f"request to another host: {entry}" for entry in self.off_host),
+            *(f"refused by the CSP: {entry}" for entry in self.refused),
+            *(f"script error: {entry}" for entry in self.errors),
+        ]
+
+
 @pytest.fixture
-def context(browser: Browser, request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
-    """One person's browser: one cookie jar for the gateway and both admins, as on a developer's machine."""
+def context(browser: Browser, stack: RunningStack, request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
+    """One person's browser: one cookie jar for the gateway and both admins, as on a developer's machine.
+
+    A test fails if a page it opened reached a host other than the stack's own, ran into the CSP or threw."""
     context = browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
+    guard = PageGuard(context, {urlsplit(url).hostname or "" for url in stack.urls.values()})
     yield context
     reports = request.node.stash.get(_reports, {})
     if any(report.failed for report in reports.values()):
@@ -86,6 +122,9 @@ def context(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Browse
         for index, page in enumerate(context.pages):
             page.screenshot(path=str(SCREENSHOTS / f"{name}-{index}.png"), full_page=True)
     context.close()
+    problems = guard.problems()
+    if problems:
+        pytest.fail("the pages of this test:\n  " + "\n  ".join(problems), pytrace=False)
 
 
 @pytest.fixture

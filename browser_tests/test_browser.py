@@ -1,5 +1,6 @@
-"""A person in a real browser: the auth admin's deactivation reaches main_api's admin, and the browsable API is
-usable from login to a submitted form, CSRF included, without pasting a token."""
+"""A person in a real browser: the auth admin's deactivation reaches main_api's admin, the browsable API is usable
+from login to a submitted form, CSRF included, without pasting a token, and the docs UI lists the API and tries it
+out. Every page loads from the stack alone, within its Content-Security-Policy (browser_tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,21 @@ from playwright.sync_api import Page, expect
 
 from browser_tests.conftest import OPERATOR
 from devstack.testing.stack import RunningStack
+from gateway.api.tests.test_schema import SPEC_OPERATIONS
 
 SYS_ADMIN = "sys-admin@test.com"
 SEED_PASSWORD = "Password123!"
 EVENT_TIMEOUT = 20.0
+AUTH_ADMIN, MAIN_ADMIN = "authmesh: identity", "authmesh: main API"
 
 
-def admin_login(page: Page, base_url: str, username: str, password: str) -> None:
+def admin_login(page: Page, base_url: str, username: str, password: str, *, site: str) -> None:
     page.goto(f"{base_url}/admin/login/?next=/admin/")
+    expect(page).to_have_title(f"Log in | {site}")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("input[type=submit]")
-    expect(page.locator("#site-name")).to_be_visible()
+    expect(page.locator("#site-name")).to_have_text(site)
     expect(page).to_have_url(f"{base_url}/admin/")
 
 
@@ -59,7 +63,7 @@ def test_a_user_deactivated_in_the_auth_admin_turns_inactive_in_main_apis_admin(
     auth, main = stack.urls["auth"], stack.urls["main"]
     target = "user@test.com"
 
-    admin_login(page, auth, SYS_ADMIN, SEED_PASSWORD)
+    admin_login(page, auth, SYS_ADMIN, SEED_PASSWORD, site=AUTH_ADMIN)
     page.goto(f"{auth}/admin/accounts/user/?q={target}")
     page.locator("#result_list tbody tr", has_text=target).locator("input[name=_selected_action]").check()
     page.select_option("select[name=action]", "deactivate_users")
@@ -69,7 +73,7 @@ def test_a_user_deactivated_in_the_auth_admin_turns_inactive_in_main_apis_admin(
         "alt", "False"
     )
 
-    admin_login(page, main, *OPERATOR)
+    admin_login(page, main, *OPERATOR, site=MAIN_ADMIN)
     open_until_listed(page, f"{main}/admin/users/user/?is_active__exact=0&q={target}", target)
 
     # Both admins stay logged in side by side in one browser (their cookies do not collide).
@@ -109,3 +113,26 @@ def test_a_person_logs_in_through_the_browsable_api_browses_users_and_submits_a_
     expect(page.locator(".response-info")).to_contain_text("HTTP 401 Unauthorized")
     assert [c["name"] for c in page.context.cookies(gateway) if c["name"] in {"access", "Authentication"}] == []
     assert re.search(r"Renamed Guest", page.content()) is None
+
+
+def test_the_docs_ui_lists_the_operations_of_the_spec_and_tries_out_the_jwks(page: Page, stack: RunningStack) -> None:
+    gateway = stack.urls["gateway"]
+
+    page.goto(f"{gateway}/api/docs/")
+    summaries = page.locator(".opblock-summary")
+    expect(summaries).to_have_count(len(SPEC_OPERATIONS))
+    listed = {
+        (summary.locator(".opblock-summary-path").get_attribute("data-path"), method.lower())
+        for summary in summaries.all()
+        for method in [summary.locator(".opblock-summary-method").inner_text()]
+    }
+    assert listed == SPEC_OPERATIONS
+
+    jwks = page.locator(".opblock", has=page.locator('.opblock-summary-path[data-path="/.well-known/jwks.json"]'))
+    jwks.locator(".opblock-summary").click()
+    jwks.get_by_role("button", name="Try it out").click()
+    jwks.get_by_role("button", name="Execute").click()
+    answer = jwks.locator(".live-responses-table tr.response")
+    expect(answer.locator(".response-col_status")).to_have_text("200")
+    body = json.loads(answer.locator(".response-col_description .highlight-code code").inner_text())
+    assert body["keys"] and {key["kty"] for key in body["keys"]} == {"RSA"}

@@ -1,10 +1,14 @@
 """Gateway URLs: the public API under /api, health, and the JWKS proxy."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from common.api.exceptions import unknown_route_view
 
 urlpatterns = [
     path("", include("common.api.urls")),
     path("", include("gateway.api.urls")),
+    # Last: any other path is the 404 envelope, under DEBUG too (its technical 404 page would be HTML).
+    re_path("", unknown_route_view, name="unknown-route"),
 ]
 
 # Django's own errors too (a Host not in ALLOWED_HOSTS is a 400 raised before any view) leave in the envelope.

@@ -3,6 +3,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
+# Which service's admin this is, in its header and the browser's title ("Django administration" says neither).
+admin.site.site_header = admin.site.site_title = "authmesh: main API"
+
 urlpatterns = [
     path("", include("common.api.urls")),
     path("admin/", admin.site.urls),

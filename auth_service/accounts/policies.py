@@ -18,8 +18,9 @@ STAFF_ROLES = frozenset({ROLE_ADMIN, ROLE_SYS_ADMIN})
 
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 128
+# The original's text, word for word: SPEC §2 keeps it so that existing clients can match it.
 STRENGTH_RULE_MESSAGE = (
-    "Password is too weak: at least 10 characters with an upper-case letter, a lower-case letter, a number and a symbol"
+    "The password must have an uppercase letter, a lowercase letter, a number, a symbol and be 10 characters long"
 )
 NAME_MESSAGE = "Name must be 4 to 40 characters long and contain only letters and spaces"
 USERNAME_MESSAGE = "Username must be 4 to 40 characters long and contain only letters and numbers"

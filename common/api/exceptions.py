@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponsePermanentRedirect, JsonResponse
+from django.http.response import HttpResponseBase
+from django.urls import resolve
+from django.utils.http import escape_leading_slashes
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -88,6 +92,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 def not_found_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(envelope(404, f"Cannot {request.method} {request.path}", code="not_found"), status=404)
+
+
+def unknown_route_view(request: HttpRequest) -> HttpResponseBase:
+    """The last route of a URLconf (`re_path("", ...)`): a path no other route takes answers the 404 envelope.
+
+    Routed, not raised: under DEBUG, Django answers an unmatched path with its HTML technical page instead of
+    handler404, whatever the client accepts. As APPEND_SLASH does (CommonMiddleware cannot see past a catch-all),
+    a GET or HEAD of a path that exists with a trailing slash is redirected there.
+    """
+    if request.method in ("GET", "HEAD") and settings.APPEND_SLASH and not request.path_info.endswith("/"):
+        match = resolve(f"{request.path_info}/", urlconf=getattr(request, "urlconf", None))
+        if match.func is not unknown_route_view:
+            return HttpResponsePermanentRedirect(escape_leading_slashes(request.get_full_path(force_append_slash=True)))
+    return not_found_view(request)
 
 
 def server_error_view(request: HttpRequest) -> JsonResponse:

@@ -221,6 +221,8 @@ class LeanRoutesMiddleware:
 FRONT_MIDDLEWARE = (
     "common.api.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Sets a header on text/html answers only; the lean routes answer JSON, so the front needs not call it.
+    "common.api.csp.ContentSecurityPolicyMiddleware",
     "django.middleware.common.CommonMiddleware",
     "gateway.api.fastlane.LeanRoutesMiddleware",
 )

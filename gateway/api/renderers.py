@@ -73,6 +73,9 @@ class GatewayBrowsableAPIRenderer(BrowsableAPIRenderer):
         self, data: Any, accepted_media_type: str | None, renderer_context: Mapping[str, Any]
     ) -> dict[str, Any]:
         context = super().get_context(data, accepted_media_type, renderer_context)
+        # No inline <style> (the gateway's CSP refuses it): DRF fills it with Pygments' CSS, which only highlights
+        # Markdown view descriptions, and the gateway has no Markdown.
+        context["code_style"] = None
         context["gateway_csrf"] = {"cookie": csrf_cookie_name(), "header": CSRF_HEADER}
         return context
 

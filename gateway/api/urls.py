@@ -1,7 +1,7 @@
 """Routes of the public API (SPEC §2), the JWKS proxy and the OpenAPI document."""
 
 from django.urls import URLPattern, URLResolver, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from gateway.api import views
 
@@ -25,5 +25,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/seed", views.SeedView.as_view(), name="seed"),
     path(".well-known/jwks.json", views.JwksView.as_view(), name="jwks"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The split view serves the docs UI's start-up script as a request of its own (?script): no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
 ]

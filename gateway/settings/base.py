@@ -11,16 +11,21 @@ DATABASES: dict[str, dict[str, object]] = {}
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
+    # Before the libraries: its templates override theirs (the docs UI page without inline style).
+    "gateway.api",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and Redoc as static files of our own (collectstatic), pinned by requirements/gateway.txt.
+    "drf_spectacular_sidecar",
     "common.messaging",
-    "gateway.api",
 ]
 
 # No Django CSRF/session/auth middleware: the API is stateless; CSRF is the gateway's own double-submit check.
 MIDDLEWARE = [
     "common.api.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # HTML answers only (browsable API, docs UI): the JSON answers, lean path included, are left as they are.
+    "common.api.csp.ContentSecurityPolicyMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Innermost: the hot read routes on a lean path with the DRF views' own checks (gateway/api/fastlane.py).
     "gateway.api.fastlane.LeanRoutesMiddleware",
@@ -63,6 +68,12 @@ SPECTACULAR_SETTINGS = {
         "routes need the `x-csrf-token` header equal to the CSRF cookie set at login."
     ),
     "VERSION": "1.0.0",
+    # The docs UI loads nothing from another origin: the sidecar's pinned builds, served as our static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No validator badge (it would send the document to a third party).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema and docs are public, and a stale bearer header must not make them answer 401.
     "SERVE_AUTHENTICATION": [],
@@ -90,6 +101,27 @@ SPECTACULAR_SETTINGS = {
 # Cookies: Secure by default; plain-HTTP development turns it off (and the CSRF cookie then loses its
 # `__Host-` prefix, which browsers only accept on Secure cookies).
 COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
+# HSTS on every answer to an HTTPS request (SecurityMiddleware; behind a proxy, see SECURE_PROXY_SSL_HEADER in
+# prod): a year wherever cookies are Secure, i.e. wherever the gateway is meant to be reached over HTTPS only.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
+# Content-Security-Policy of the HTML pages (common/api/csp.py): scripts, styles and everything else from this
+# origin only, no inline script or style (the docs UI's start-up script is a request of its own, its style a
+# static file), images also as data: URIs (Swagger UI's icons), never framed.
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 # Seeding over HTTP: development only, never destructive.
 SEED_OVER_HTTP = env_bool("SEED_OVER_HTTP", False)
 SEED_TIMEOUT_SECONDS = env_float("SEED_TIMEOUT_SECONDS", 60.0)
