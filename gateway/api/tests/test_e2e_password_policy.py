@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from common.testing.stack import RunningStack
+from devstack.testing.stack import RunningStack
 from gateway.api.tests.e2e import Account, Api, new_account, sign_up
 
 pytestmark = pytest.mark.e2e

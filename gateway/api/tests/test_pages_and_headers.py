@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory, override_settings
 from django.urls import path as route
 
-from common.testing.stack import REPO_ROOT
+from devstack.testing.stack import REPO_ROOT
 from gateway import urls as gateway_urls
 from gateway.api import fastlane, views
 from gateway.api.jwks import JwksCache
