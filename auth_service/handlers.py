@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from auth_service.accounts import selectors, services
+from auth_service.accounts import selectors
+from auth_service.accounts.services import login, recovery, registration, seed, sessions, signing_keys, users
 from auth_service.accounts.snapshots import iso, user_public
 from auth_service.audit.context import client_context
 from common.contracts import subjects
@@ -99,7 +100,7 @@ def _client(request: Request) -> tuple[str | None, str | None]:
     return (str(ip) if ip else None, str(user_agent) if user_agent else None)
 
 
-def _token_reply(pair: services.TokenPair) -> dict[str, Any]:
+def _token_reply(pair: sessions.TokenPair) -> dict[str, Any]:
     return {
         "accessToken": pair.access_token,
         "refreshToken": pair.refresh_token,
@@ -115,35 +116,37 @@ def handle_signup_user(request: Request) -> None:
     data = _validated(
         request.data, required={"name": _string, "username": _string, "email": _string, "password": _string}
     )
-    services.user_register(name=data["name"], username=data["username"], email=data["email"], password=data["password"])
+    registration.user_register(
+        name=data["name"], username=data["username"], email=data["email"], password=data["password"]
+    )
 
 
 def handle_verify_account(request: Request) -> None:
     data = _validated(request.data, required={"email": _string, "code": _string})
-    services.user_verify(email=data["email"], code=data["code"])
+    registration.user_verify(email=data["email"], code=data["code"])
 
 
 def handle_resend_verification(request: Request) -> None:
     data = _validated(request.data, required={"email": _string})
-    services.verification_resend(email=data["email"])
+    registration.verification_resend(email=data["email"])
 
 
 def handle_login_user(request: Request) -> dict[str, Any]:
     data = _validated(request.data, required={"slug": _string, "password": _string})
     ip, user_agent = _client(request)
-    pair = services.user_authenticate(slug=data["slug"], password=data["password"], ip=ip, user_agent=user_agent)
+    pair = login.user_authenticate(slug=data["slug"], password=data["password"], ip=ip, user_agent=user_agent)
     return _token_reply(pair)
 
 
 def handle_revalidate_credentials(request: Request) -> dict[str, Any]:
     data = _validated(request.data, required={"refreshToken": _string})
     ip, user_agent = _client(request)
-    return _token_reply(services.session_rotate(refresh_token=data["refreshToken"], ip=ip, user_agent=user_agent))
+    return _token_reply(sessions.session_rotate(refresh_token=data["refreshToken"], ip=ip, user_agent=user_agent))
 
 
 def handle_logout_user(request: Request) -> None:
     data = _validated(request.data, required={"refreshToken": _string}, optional={"all": _boolean})
-    services.session_logout(refresh_token=data["refreshToken"], all_sessions=bool(data.get("all", False)))
+    sessions.session_logout(refresh_token=data["refreshToken"], all_sessions=bool(data.get("all", False)))
 
 
 def handle_sessions_list(request: Request) -> list[dict[str, Any]]:
@@ -165,27 +168,27 @@ def handle_sessions_list(request: Request) -> list[dict[str, Any]]:
 def handle_sessions_end(request: Request) -> None:
     agent = _agent(request)
     data = _validated(request.data, required={"sessionId": _string})
-    services.session_end(user_id=agent.id, sid=data["sessionId"])
+    sessions.session_end(user_id=agent.id, sid=data["sessionId"])
 
 
 def handle_recover_credentials(request: Request) -> None:
     data = _validated(request.data, required={"slug": _string})
-    services.recovery_request(slug=data["slug"])
+    recovery.recovery_request(slug=data["slug"])
 
 
 def handle_reset_password(request: Request) -> None:
     data = _validated(request.data, required={"recoveryToken": _string, "password": _string})
-    services.password_reset(recovery_token=data["recoveryToken"], password=data["password"])
+    recovery.password_reset(recovery_token=data["recoveryToken"], password=data["password"])
 
 
 def handle_deny_access(request: Request) -> None:
     agent = _agent(request)
     data = _validated(request.data, required={"userId": _uuid})
-    services.access_deny(agent_id=agent.id, user_id=data["userId"])
+    users.access_deny(agent_id=agent.id, user_id=data["userId"])
 
 
 def handle_jwks_get(request: Request) -> dict[str, Any]:
-    return services.jwks_get()
+    return signing_keys.jwks_get()
 
 
 # -- user management -------------------------------------------------------------------------------------------------
@@ -203,7 +206,7 @@ def handle_user_create(request: Request) -> dict[str, Any]:
             "roles": _string_list,
         },
     )
-    user = services.user_create(
+    user = users.user_create(
         agent_id=agent.id,
         name=data["name"],
         username=data["username"],
@@ -229,24 +232,24 @@ def handle_user_update(request: Request) -> dict[str, Any]:
             "oldPassword": _string,
         },
     )
-    user = services.user_update(agent_id=agent.id, user_id=data["id"], changes=changes, agent_sid=agent.sid)
+    user = users.user_update(agent_id=agent.id, user_id=data["id"], changes=changes, agent_sid=agent.sid)
     return user_public(user)
 
 
 def handle_user_deactivate(request: Request) -> dict[str, Any]:
     agent = _agent(request)
     data = _validated(request.data, required={"id": _uuid})
-    return user_public(services.user_deactivate(agent_id=agent.id, user_id=data["id"]))
+    return user_public(users.user_deactivate(agent_id=agent.id, user_id=data["id"]))
 
 
 def handle_user_delete(request: Request) -> None:
     agent = _agent(request)
     data = _validated(request.data, required={"id": _uuid})
-    services.user_delete(agent_id=agent.id, user_id=data["id"])
+    users.user_delete(agent_id=agent.id, user_id=data["id"])
 
 
 def handle_seed(request: Request) -> dict[str, bool]:
-    services.seed()
+    seed.seed()
     return {"ok": True}
 
 

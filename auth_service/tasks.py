@@ -9,15 +9,17 @@ from smtplib import SMTPException
 from django.conf import settings
 from django.core import mail
 
+from auth_service.accounts.mail import SEND_MAIL_TASK, unseal
 from auth_service.celery import app
 
 log = logging.getLogger(__name__)
 
-# Services (and so models) are imported inside the tasks: this module is imported by the Celery app while
-# Django settings load (autodiscover with force=True), before the app registry is ready.
+# Services, the outbox relay (and so models) are imported inside the tasks: the Celery app imports this module as
+# it is created (autodiscover with force=True), which in a worker is before Django's app registry is ready.
 
 
 @app.task(
+    name=SEND_MAIL_TASK,
     autoretry_for=(SMTPException, OSError),
     retry_backoff=5,
     retry_backoff_max=600,
@@ -27,8 +29,6 @@ log = logging.getLogger(__name__)
 )
 def send_mail(*, to: str, subject: str, sealed_body: str) -> None:
     """Deliver one message; SMTP and network failures are retried with exponential backoff (for about 20 minutes)."""
-    from auth_service.accounts.mail import unseal
-
     mail.send_mail(subject, unseal(sealed_body), None, [to], fail_silently=False)
 
 
@@ -62,14 +62,14 @@ def kick_relay() -> None:
 @app.task(ignore_result=True)
 def rotate_signing_keys() -> None:
     """Rotate the signing keys when the active one has reached SIGNING_KEY_ROTATION_DAYS (beat runs this daily)."""
-    from auth_service.accounts import services
+    from auth_service.accounts.services.signing_keys import signing_key_rotate
 
-    services.signing_key_rotate(min_age=timedelta(days=int(settings.SIGNING_KEY_ROTATION_DAYS)))
+    signing_key_rotate(min_age=timedelta(days=int(settings.SIGNING_KEY_ROTATION_DAYS)))
 
 
 @app.task(ignore_result=True)
 def purge_expired() -> dict[str, int]:
     """Delete expired or spent verification codes and recovery tokens, and long-retired signing keys."""
-    from auth_service.accounts import services
+    from auth_service.accounts.services.housekeeping import expired_records_purge
 
-    return services.expired_records_purge()
+    return expired_records_purge()

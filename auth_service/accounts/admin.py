@@ -12,20 +12,19 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from auth_service.accounts import selectors, services
+from auth_service.accounts import selectors
 from auth_service.accounts.models import Role, SigningKey, User
 from auth_service.accounts.policies import (
     ACTION_CREATE,
     ACTION_DELETE,
-    ROLE_SYS_ADMIN,
-    STAFF_ROLES,
     can_write_user,
     normalize_email,
     profile_errors,
     sorted_roles,
 )
+from auth_service.accounts.services import registration, sessions, signing_keys, users
 from common.contracts.errors import ServiceError
-from common.contracts.events import ROLES
+from common.contracts.roles import ADMINS, ROLES, SYS_ADMIN
 from common.outbox.models import OutboxEvent
 
 ROLE_CHOICES = [(role, role) for role in ROLES]
@@ -140,9 +139,9 @@ class UserAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         queryset = super().get_queryset(request)
-        if ROLE_SYS_ADMIN not in getattr(request.user, "roles", ()):
+        if SYS_ADMIN not in getattr(request.user, "roles", ()):
             # An admin sees and manages only the users the matrix lets it act on.
-            queryset = queryset.exclude(roles__overlap=list(STAFF_ROLES))
+            queryset = queryset.exclude(roles__overlap=list(ADMINS))
         return queryset
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -157,9 +156,9 @@ class UserAdmin(admin.ModelAdmin):
                 field: data[field] for field in form.changed_data if field in {"name", "username", "email", "roles"}
             }
             if changes:
-                services.user_update(agent_id=str(request.user.pk), user_id=str(obj.pk), changes=changes)
+                users.user_update(agent_id=str(request.user.pk), user_id=str(obj.pk), changes=changes)
             return
-        created = services.user_create(
+        created = users.user_create(
             agent_id=str(request.user.pk),
             name=data["name"],
             username=data["username"],
@@ -172,7 +171,7 @@ class UserAdmin(admin.ModelAdmin):
         obj._state.adding = False
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:
-        services.user_delete(agent_id=str(request.user.pk), user_id=str(obj.pk))
+        users.user_delete(agent_id=str(request.user.pk), user_id=str(obj.pk))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
@@ -194,14 +193,14 @@ class UserAdmin(admin.ModelAdmin):
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         agent_id = str(request.user.pk)
         self._each(
-            request, queryset, lambda u: services.user_deactivate(agent_id=agent_id, user_id=str(u.pk)), "Deactivated"
+            request, queryset, lambda u: users.user_deactivate(agent_id=agent_id, user_id=str(u.pk)), "Deactivated"
         )
 
     @admin.action(description="Reactivate", permissions=["change"])
     def reactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         agent_id = str(request.user.pk)
         self._each(
-            request, queryset, lambda u: services.user_reactivate(agent_id=agent_id, user_id=str(u.pk)), "Reactivated"
+            request, queryset, lambda u: users.user_reactivate(agent_id=agent_id, user_id=str(u.pk)), "Reactivated"
         )
 
     @admin.action(description="End all sessions", permissions=["change"])
@@ -210,7 +209,7 @@ class UserAdmin(admin.ModelAdmin):
         self._each(
             request,
             queryset,
-            lambda u: services.session_end_all(user_id=str(u.pk), agent_id=agent_id),
+            lambda u: sessions.session_end_all(user_id=str(u.pk), agent_id=agent_id),
             "Ended the sessions of",
         )
 
@@ -225,7 +224,7 @@ class UserAdmin(admin.ModelAdmin):
                 self._each(
                     request,
                     queryset,
-                    lambda u: services.user_update(agent_id=agent_id, user_id=str(u.pk), changes={"roles": roles}),
+                    lambda u: users.user_update(agent_id=agent_id, user_id=str(u.pk), changes={"roles": roles}),
                     "Changed the roles of",
                 )
                 return None  # back to the list, with the messages
@@ -248,7 +247,7 @@ class UserAdmin(admin.ModelAdmin):
     def resend_verification(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         sent = 0
         for user in queryset:
-            if services.verification_resend(email=user.email):
+            if registration.verification_resend(email=user.email):
                 sent += 1
             else:
                 self.message_user(request, f"{user.email}: not sent (already verified or inactive)", messages.WARNING)
@@ -292,7 +291,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rotate the signing keys now (select any key)")
     def rotate(self, request: HttpRequest, queryset: QuerySet[SigningKey]) -> None:
-        key = services.signing_key_rotate(agent_id=str(request.user.pk))
+        key = signing_keys.signing_key_rotate(agent_id=str(request.user.pk))
         self.message_user(request, f"Rotated: {key.kid} is now active.", messages.SUCCESS)
 
 

@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
 
-from auth_service.accounts import services
 from auth_service.accounts.models import User
+from auth_service.accounts.services import login
 
 
 class AdminLoginBackend(ModelBackend):
@@ -19,4 +19,4 @@ class AdminLoginBackend(ModelBackend):
     ) -> User | None:
         if username is None or password is None:
             return None
-        return services.admin_authenticate(email=username, password=password)
+        return login.admin_authenticate(email=username, password=password)

@@ -1,13 +1,16 @@
-"""Mail: the texts the auth service sends, and the development backend (console plus one .eml file each)."""
+"""Mail: the texts the auth service sends, their queueing after commit, and the development backend (console plus
+one .eml file each)."""
 
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,14 @@ from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.console import EmailBackend as ConsoleBackend
+from django.db import transaction
 from django.utils.crypto import salted_hmac
 
+log = logging.getLogger(__name__)
+
+# The Celery task that delivers a queued mail (auth_service.tasks.send_mail), named here so that queueing a mail
+# needs the task's name only, never the task module (which imports the services that queue mail).
+SEND_MAIL_TASK = "auth_service.tasks.send_mail"
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9@._+-]")
 # Picking a free file name and creating it must not interleave between threads of one process.
 _write_lock = threading.Lock()
@@ -91,6 +100,29 @@ def email_changed_mail(*, to: str, name: str, new_email: str) -> Mail:
             "If you did not do this, contact an administrator.\n"
         ),
     )
+
+
+def mail_send_after_commit(mail: Mail) -> None:
+    """Queue the mail once the current transaction commits (nothing leaves for a change that is rolled back)."""
+    transaction.on_commit(partial(mail_enqueue, mail))
+
+
+def mail_enqueue(mail: Mail) -> None:
+    """Hand the mail to a Celery worker now; a broker failure is logged, never raised into a committed change."""
+    # Imported here, not for a cycle: Celery and kombu (about 8 MiB) load in a process only when it first queues
+    # a task (auth_service/__init__.py; test_celery_app holds it).
+    from auth_service.celery import app
+
+    try:
+        # The body holds a code or token: sealed in the broker, and left out of the worker's log lines.
+        app.tasks[SEND_MAIL_TASK].apply_async(
+            kwargs={"to": mail.to, "subject": mail.subject, "sealed_body": seal(mail.body)},
+            kwargsrepr=repr({"to": mail.to, "subject": mail.subject}),
+        )
+    except Exception:
+        # The change is committed; failing the reply would only invite a retry that changes nothing. The user
+        # can ask again (resend, recover), so log it loudly and answer normally.
+        log.exception("could not enqueue mail", extra={"subject": mail.subject})
 
 
 class DevMailBackend(ConsoleBackend):

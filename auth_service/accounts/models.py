@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models.functions import Lower
 
-from auth_service.accounts.policies import ROLE_ADMIN, ROLE_SYS_ADMIN, ROLE_USER, STAFF_ROLES
-from common.contracts.events import ROLES
+from common.contracts.roles import ADMIN, ADMINS, ROLES, SYS_ADMIN, USER
 
 # What an `admin` may do in the Django admin; a `sys_admin` may do everything.
 ADMIN_PERMISSIONS = frozenset({"accounts.view_user", "accounts.change_user"})
@@ -21,27 +22,32 @@ ADMIN_PERMISSIONS = frozenset({"accounts.view_user", "accounts.change_user"})
 class UserManager(BaseUserManager["User"]):
     """Creation goes through the service layer so that every new user also gets its outbox event."""
 
+    # The service that creates a user with its event (`user_provision`). The services import this module, so it
+    # cannot import them: AccountsConfig.ready() plugs the service in once the app registry is loaded.
+    provision: ClassVar[Callable[..., User] | None] = None
+
     def get_by_natural_key(self, username: str | None) -> User:
         return self.get(email=(username or "").strip().lower())
 
     def create_user(self, email: str, password: str | None = None, *, username: str, name: str, **extra: Any) -> User:
-        # Django's createsuperuser and admin tooling call the manager; routing them through the service
-        # keeps one way to create an identity (and its event). Imported here: services import this module.
-        from auth_service.accounts.services import user_provision
-
-        return user_provision(
+        # Django's createsuperuser and admin tooling call the manager; routing them through the service keeps one
+        # way to create an identity (and its event).
+        provision = type(self).provision
+        if provision is None:
+            raise ImproperlyConfigured("UserManager.provision is set by AccountsConfig.ready()")
+        return provision(
             email=email,
             username=username,
             name=name,
             password=password,
-            roles=list(extra.pop("roles", [ROLE_USER])),
+            roles=list(extra.pop("roles", [USER])),
             is_verified=bool(extra.pop("is_verified", False)),
         )
 
     def create_superuser(
         self, email: str, password: str | None = None, *, username: str, name: str, **extra: Any
     ) -> User:
-        return self.create_user(email, password, username=username, name=name, roles=[ROLE_SYS_ADMIN], is_verified=True)
+        return self.create_user(email, password, username=username, name=name, roles=[SYS_ADMIN], is_verified=True)
 
 
 class User(AbstractBaseUser):
@@ -82,18 +88,18 @@ class User(AbstractBaseUser):
 
     @property
     def is_staff(self) -> bool:
-        return bool(STAFF_ROLES.intersection(self.roles))
+        return bool(ADMINS.intersection(self.roles))
 
     @property
     def is_superuser(self) -> bool:
-        return ROLE_SYS_ADMIN in self.roles
+        return SYS_ADMIN in self.roles
 
     def has_perm(self, perm: str, obj: object | None = None) -> bool:
         if not self.is_active:
             return False
-        if ROLE_SYS_ADMIN in self.roles:
+        if SYS_ADMIN in self.roles:
             return True
-        return ROLE_ADMIN in self.roles and perm in ADMIN_PERMISSIONS
+        return ADMIN in self.roles and perm in ADMIN_PERMISSIONS
 
     def has_perms(self, perm_list: Any, obj: object | None = None) -> bool:
         return all(self.has_perm(perm, obj) for perm in perm_list)
@@ -101,9 +107,9 @@ class User(AbstractBaseUser):
     def has_module_perms(self, app_label: str) -> bool:
         if not self.is_active:
             return False
-        if ROLE_SYS_ADMIN in self.roles:
+        if SYS_ADMIN in self.roles:
             return True
-        return ROLE_ADMIN in self.roles and app_label == "accounts"
+        return ADMIN in self.roles and app_label == "accounts"
 
 
 class Role(models.Model):

@@ -10,11 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
 from common.contracts.errors import BadRequest, Forbidden
-from common.contracts.events import ROLES
-
-ROLE_GUEST, ROLE_USER, ROLE_ADMIN, ROLE_SYS_ADMIN = ROLES
-ROLE_RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
-STAFF_ROLES = frozenset({ROLE_ADMIN, ROLE_SYS_ADMIN})
+from common.contracts.roles import ADMIN, ADMINS, GUEST, RANK, ROLES, SYS_ADMIN
 
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 128
@@ -110,7 +106,7 @@ def email_errors(value: str) -> list[str]:
 
 
 def roles_errors(value: Collection[str]) -> list[str]:
-    if not value or any(role not in ROLE_RANK for role in value):
+    if not value or any(role not in RANK for role in value):
         return [ROLES_MESSAGE]
     return []
 
@@ -139,11 +135,11 @@ def profile_errors(
 
 def sorted_roles(roles: Iterable[str]) -> list[str]:
     """Unique roles, lowest first: one canonical form, so equal sets compare equal."""
-    return sorted(set(roles), key=ROLE_RANK.__getitem__)
+    return sorted(set(roles), key=RANK.__getitem__)
 
 
 def top_rank(roles: Iterable[str]) -> int:
-    return max((ROLE_RANK[r] for r in roles if r in ROLE_RANK), default=-1)
+    return max((RANK[r] for r in roles if r in RANK), default=-1)
 
 
 def can_write_user(
@@ -167,13 +163,13 @@ def can_write_user(
     is_self = target_id is not None and agent_id == target_id
     if is_self and new_roles is not None and top_rank(new_roles) > top_rank(agent_roles):
         raise Forbidden("You cannot raise your own roles")
-    if ROLE_SYS_ADMIN in agent_roles:
+    if SYS_ADMIN in agent_roles:
         if is_self:
             for action, message in _SELF_FORBIDDEN_TO_SYS_ADMIN.items():
                 if action in changes:
                     raise BadRequest(message)
         return
-    if top_rank(agent_roles) <= ROLE_RANK[ROLE_GUEST]:
+    if top_rank(agent_roles) <= RANK[GUEST]:
         raise Forbidden("Guests have read-only access")
     if changes & {ACTION_DENY, ACTION_DELETE}:
         raise Forbidden("Only a sys_admin can do this")
@@ -181,10 +177,10 @@ def can_write_user(
         if changes <= PROFILE_FIELDS | {ACTION_DEACTIVATE}:
             return
         raise Forbidden("You cannot change your own roles")
-    if ROLE_ADMIN in agent_roles:
-        if STAFF_ROLES & set(target_roles):
+    if ADMIN in agent_roles:
+        if ADMINS & set(target_roles):
             raise Forbidden("Admins can only manage users who are neither admin nor sys_admin")
-        if new_roles is not None and ROLE_SYS_ADMIN in new_roles:
+        if new_roles is not None and SYS_ADMIN in new_roles:
             raise Forbidden("Admins cannot grant sys_admin")
         return
     raise Forbidden("You can only change your own account")

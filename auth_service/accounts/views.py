@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from auth_service.accounts.services import jwks_get
+from auth_service.accounts.services.signing_keys import jwks_get
 
 JWKS_MAX_AGE_SECONDS = 300
 

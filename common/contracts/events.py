@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from common.contracts.roles import ROLES as ROLES
+
 USER_REGISTERED = "auth.user.registered"
 USER_VERIFIED = "auth.user.verified"
 USER_UPDATED = "auth.user.updated"
@@ -38,5 +40,3 @@ SNAPSHOT_FIELDS = (
     "updatedAt",
     "version",
 )
-
-ROLES = ("guest", "user", "admin", "sys_admin")

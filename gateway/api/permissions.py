@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
+from common.contracts.roles import ADMINS, NOT_GUEST, SYS_ADMINS
 from gateway.api.authentication import GatewayUser
 
 FORBIDDEN = "Forbidden resource"
@@ -37,17 +38,17 @@ class HasAnyRole(BasePermission):
 
 
 class IsAdmin(HasAnyRole):
-    roles = frozenset({"admin", "sys_admin"})
+    roles = ADMINS
 
 
 class IsSysAdmin(HasAnyRole):
-    roles = frozenset({"sys_admin"})
+    roles = SYS_ADMINS
 
 
 class NotGuest(HasAnyRole):
     """Guests read only: unsafe methods need a role above guest."""
 
-    roles = frozenset({"user", "admin", "sys_admin"})
+    roles = NOT_GUEST
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return request.method in SAFE_METHODS or super().has_permission(request, view)

@@ -2,6 +2,8 @@
 
 from django.db import migrations
 
+# Frozen on purpose: a migration replays the data of its day. The roles are defined in common/contracts/roles.py
+# (the seed's roles_ensure inserts whatever is missing from there).
 ROLES = [
     ("guest", 0, "Read-only access"),
     ("user", 1, "Manages their own account"),

@@ -12,8 +12,8 @@ import pytest
 from django.core import mail
 from django_redis import get_redis_connection
 
-from auth_service.accounts import services
 from auth_service.accounts.models import User
+from auth_service.accounts.services import signing_keys
 from auth_service.accounts.sessions import session_store_delete_all
 from auth_service.accounts.tests.factories import PASSWORD
 from auth_service.accounts.throttle import login_failure_key
@@ -37,10 +37,10 @@ def _accounts_settings(settings: Any) -> Iterator[None]:
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
     # Each test starts from an empty database: a signing key cached by an earlier test no longer exists.
-    services._forget_active_key()
+    signing_keys._forget_active_key()
     yield
     celery_app.conf.task_always_eager = eager
-    services._forget_active_key()
+    signing_keys._forget_active_key()
 
 
 @dataclass

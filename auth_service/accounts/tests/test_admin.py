@@ -10,8 +10,8 @@ from django.core import mail
 from django.core.management import call_command
 from django.test import Client
 
-from auth_service.accounts import services
 from auth_service.accounts.models import User, VerificationCode
+from auth_service.accounts.services import signing_keys
 from auth_service.accounts.sessions import session_store_create, session_store_list
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
 from auth_service.audit.crypto import identifier_digest
@@ -140,7 +140,7 @@ def test_the_deactivate_action_emits_the_event_and_ends_the_sessions() -> None:
 
 def test_the_signing_key_admin_never_shows_the_private_key() -> None:
     boss = UserFactory(roles=["sys_admin"])
-    key = services.signing_key_ensure_active()
+    key = signing_keys.signing_key_ensure_active()
 
     page = logged_in(boss).get(f"/admin/accounts/signingkey/{key.pk}/change/")
 

@@ -16,8 +16,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from auth_service.accounts import services
 from auth_service.accounts.models import SigningKey
+from auth_service.accounts.services import housekeeping, signing_keys
 from auth_service.accounts.tests.conftest import AuthApi
 from auth_service.accounts.tests.factories import UserFactory
 from common.contracts import subjects
@@ -60,7 +60,7 @@ def test_jwks_endpoint_publishes_the_active_and_next_public_keys_with_cache_head
 def test_the_jwks_subject_answers_the_same_set(auth: AuthApi) -> None:
     keys = auth(subjects.AUTH_JWKS)
 
-    assert keys == services.jwks_get()
+    assert keys == signing_keys.jwks_get()
     assert len(keys["keys"]) == 2
 
 
@@ -86,32 +86,32 @@ def test_rotation_promotes_the_published_next_key_and_old_tokens_stay_verifiable
 
 @pytest.mark.django_db
 def test_retired_keys_are_deleted_once_no_token_they_signed_can_be_alive() -> None:
-    services.signing_key_ensure_active()
-    services.signing_key_rotate()
+    signing_keys.signing_key_ensure_active()
+    signing_keys.signing_key_rotate()
     retired = SigningKey.objects.get(state="retired")
     SigningKey.objects.filter(pk=retired.pk).update(retired_at=timezone.now() - timedelta(minutes=29))
 
-    services.signing_key_rotate()
+    signing_keys.signing_key_rotate()
     assert SigningKey.objects.filter(pk=retired.pk).exists()  # 29 min < 2 x 15 min + margin: still published
 
     SigningKey.objects.filter(pk=retired.pk).update(retired_at=timezone.now() - timedelta(minutes=31))
-    assert services.expired_records_purge()["signing_keys"] == 1
+    assert housekeeping.expired_records_purge()["signing_keys"] == 1
     assert not SigningKey.objects.filter(pk=retired.pk).exists()
 
 
 @pytest.mark.django_db
 def test_scheduled_rotation_waits_until_the_key_is_old_enough() -> None:
-    active = services.signing_key_ensure_active()
+    active = signing_keys.signing_key_ensure_active()
 
-    assert services.signing_key_rotate(min_age=timedelta(days=30)).kid == active.kid
+    assert signing_keys.signing_key_rotate(min_age=timedelta(days=30)).kid == active.kid
     SigningKey.objects.filter(pk=active.pk).update(activated_at=timezone.now() - timedelta(days=31))
-    assert services.signing_key_rotate(min_age=timedelta(days=30)).kid != active.kid
+    assert signing_keys.signing_key_rotate(min_age=timedelta(days=30)).kid != active.kid
     assert states()[active.kid] == "retired"
 
 
 @pytest.mark.django_db
 def test_rotate_keys_from_pem_imports_the_originals_certs_once(tmp_path: Path) -> None:
-    services.signing_key_ensure_active()
+    signing_keys.signing_key_ensure_active()
     private, public = write_pem_pair(tmp_path)
 
     output = io.StringIO()
@@ -122,7 +122,7 @@ def test_rotate_keys_from_pem_imports_the_originals_certs_once(tmp_path: Path) -
     assert output.getvalue() == f"Active signing key: {imported.kid} (imported)\n" * 2
     assert SigningKey.objects.get(state="active").pk == imported.pk
     assert sorted(states().values()) == ["active", "next", "retired"]
-    kid, key = services.signing_key_for_signing()
+    kid, key = signing_keys.signing_key_for_signing()
     assert kid == imported.kid
     token = jwt.encode({"sub": "x"}, key, algorithm="RS256")
     assert jwt.decode(token, public.read_text(), algorithms=["RS256"]) == {"sub": "x"}
@@ -154,7 +154,7 @@ def test_two_processes_creating_the_first_key_at_once_make_exactly_one() -> None
     def create() -> None:
         try:
             barrier.wait()
-            kids.append(services.signing_key_ensure_active().kid)
+            kids.append(signing_keys.signing_key_ensure_active().kid)
         finally:
             connection.close()
 

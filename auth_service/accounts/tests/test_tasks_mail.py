@@ -16,9 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from auth_service import tasks
-from auth_service.accounts import services
 from auth_service.accounts.mail import DevMailBackend, seal, unseal
 from auth_service.accounts.models import RecoveryToken, User, VerificationCode
+from auth_service.accounts.services import registration, signing_keys
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
 from common.outbox import relay
 
@@ -138,7 +138,7 @@ def test_an_identity_change_kicks_the_relay_once_after_commit(monkeypatch: pytes
     kicked: list[bool] = []
     monkeypatch.setattr(tasks.relay_outbox, "apply_async", lambda **options: kicked.append(True))
 
-    services.user_register(name="Jane Doe", username="janedoe", email="jane@example.com", password=PASSWORD)
+    registration.user_register(name="Jane Doe", username="janedoe", email="jane@example.com", password=PASSWORD)
 
     assert kicked == [True]
     assert len(mail.outbox) == 1
@@ -149,7 +149,7 @@ def test_no_mail_leaves_when_the_transaction_rolls_back() -> None:
     user = UserFactory(is_verified=False)
 
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.verification_resend(email=user.email)
+        registration.verification_resend(email=user.email)
         raise RuntimeError("rolled back")
 
     assert mail.outbox == []
@@ -177,8 +177,8 @@ def test_purge_expired_deletes_spent_and_expired_codes_and_tokens() -> None:
 
 @pytest.mark.django_db
 def test_rotate_signing_keys_task_rotates_only_a_key_that_is_due() -> None:
-    active = services.signing_key_ensure_active()
+    active = signing_keys.signing_key_ensure_active()
 
     tasks.rotate_signing_keys.apply()
 
-    assert services.signing_key_ensure_active().kid == active.kid
+    assert signing_keys.signing_key_ensure_active().kid == active.kid

@@ -245,7 +245,7 @@ def sign_up_in_auth_service(outage: OutageStack, count: int = SIGNUPS) -> list[A
     ).decode()
     code = (
         "import json\n"
-        "from auth_service.accounts.services import user_register\n"
+        "from auth_service.accounts.services.registration import user_register\n"
         f"accounts = json.loads({payload!r})\n"
         "for account in accounts:\n"
         "    user_register(**account)\n"

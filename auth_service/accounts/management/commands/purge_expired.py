@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from auth_service.accounts.services import expired_records_purge
+from auth_service.accounts.services.housekeeping import expired_records_purge
 
 
 class Command(BaseCommand):

@@ -7,7 +7,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from auth_service.accounts.services import signing_key_ensure_active, signing_key_import_pem, signing_key_rotate
+from auth_service.accounts.services.signing_keys import (
+    signing_key_ensure_active,
+    signing_key_import_pem,
+    signing_key_rotate,
+)
 from common.contracts.errors import ServiceError
 
 

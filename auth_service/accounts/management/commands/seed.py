@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from auth_service.accounts.services import seed
+from auth_service.accounts.services.seed import seed
 
 
 class Command(BaseCommand):
