@@ -11,7 +11,6 @@ import time
 import uuid
 import zlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -64,13 +63,17 @@ from auth_service.accounts.policies import (
     profile_errors,
     sorted_roles,
 )
+from auth_service.accounts.session_tokens import (
+    TokenPair,
+    session_open,
+)
+from auth_service.accounts.session_tokens import session_logout as session_logout
+from auth_service.accounts.session_tokens import session_rotate as session_rotate
 from auth_service.accounts.sessions import (
-    Rotation,
-    session_store_create,
+    credential_epoch_bump,
     session_store_delete,
     session_store_delete_all,
     session_store_get,
-    session_store_rotate,
 )
 from auth_service.accounts.snapshots import user_snapshot
 from auth_service.accounts.throttle import (
@@ -78,13 +81,6 @@ from auth_service.accounts.throttle import (
     login_failure_record,
     login_failures_reset,
     login_retry_after,
-)
-from auth_service.accounts.tokens import (
-    InvalidRefreshToken,
-    RefreshClaims,
-    access_token_encode,
-    refresh_token_decode,
-    refresh_token_encode,
 )
 from auth_service.audit.models import SecurityEvent
 from auth_service.audit.services import failure_recorded, security_event_record, security_events_purge
@@ -107,10 +103,8 @@ FAILURE = SecurityEvent.Outcome.FAILURE
 INVALID_CREDENTIALS = "Invalid credentials"
 NOT_VERIFIED = "Account not verified: enter the code sent to your e-mail address"
 INVALID_CODE = "Invalid or expired verification code"
-INVALID_REFRESH = "Invalid or expired refresh token"
 INVALID_RECOVERY = "Invalid or expired recovery token"
 TOO_MANY_LOGINS = "Too many failed login attempts, try again later"
-MAX_REFRESH_GRACE_SECONDS = 30
 # How long a process keeps signing with the key it last saw as active. Safe because a rotation only retires a
 # key (still published) and promotes one that was already published as `next`.
 ACTIVE_KEY_CACHE_SECONDS = 30.0
@@ -128,14 +122,6 @@ ROLE_DESCRIPTIONS = {
     ROLE_ADMIN: "Manages users who are neither admin nor sys_admin",
     ROLE_SYS_ADMIN: "Manages everyone and everything",
 }
-
-
-@dataclass(frozen=True)
-class TokenPair:
-    access_token: str
-    refresh_token: str
-    refresh_expires_at: int
-    session_id: str
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
@@ -376,7 +362,10 @@ def user_authenticate(*, slug: str, password: str, ip: str | None, user_agent: s
         _login_failed(user=user, slug=slug, reason="unverified")
         raise BadRequest(NOT_VERIFIED)
     login_failures_reset(throttle_key)
-    pair = _session_open(user=user, ip=ip, user_agent=user_agent)
+    pair = session_open(user=user, ip=ip, user_agent=user_agent)
+    if pair is None:  # the password, roles or active flag changed while this login was checking them
+        _login_failed(user=user, slug=slug, reason="credentials_changed")
+        raise Unauthorized(INVALID_CREDENTIALS)
     security_event_record(kind=Kind.LOGIN, user_id=user.id, detail={"sid": pair.session_id})
     log.info("login succeeded", extra={"sid": pair.session_id})
     return pair
@@ -432,88 +421,6 @@ def admin_authenticate(*, email: str, password: str) -> User | None:
 def _password_rehash(user_id: uuid.UUID, raw_password: str) -> None:
     # Upgrades a legacy or weaker hash of the same password: not an identity change, so no version or event.
     User.objects.filter(pk=user_id).update(password=make_password(raw_password))
-
-
-def _session_open(*, user: User, ip: str | None, user_agent: str | None) -> TokenPair:
-    now = int(time.time())
-    expires_at = now + int(settings.REFRESH_TOKEN_TTL_SECONDS)
-    check = new_token()
-    sid = session_store_create(
-        user_id=str(user.id),
-        check_digest=token_digest(check),
-        expires_at=expires_at,
-        device=user_agent or "",
-        ip=ip or "",
-    )
-    return _token_pair(user=user, sid=sid, check=check, expires_at=expires_at, now=now)
-
-
-def _token_pair(*, user: User | selectors.TokenSubject, sid: str, check: str, expires_at: int, now: int) -> TokenPair:
-    kid, key = signing_key_for_signing()
-    user_id = str(user.id)
-    access = access_token_encode(kid=kid, key=key, user_id=user_id, sid=sid, roles=sorted_roles(user.roles), now=now)
-    refresh = refresh_token_encode(user_id=user_id, sid=sid, check=check, expires_at=expires_at, now=now)
-    return TokenPair(access_token=access, refresh_token=refresh, refresh_expires_at=expires_at, session_id=sid)
-
-
-def _refresh_claims(refresh_token: str, *, kind: str) -> RefreshClaims:
-    try:
-        return refresh_token_decode(refresh_token)
-    except InvalidRefreshToken:
-        security_event_record(kind=kind, outcome=FAILURE, reason="invalid_token")
-        raise Unauthorized(INVALID_REFRESH) from None
-
-
-def _refresh_refused(kind: str, claims: RefreshClaims, *, user_id: str, reason: str) -> Unauthorized:
-    security_event_record(kind=kind, outcome=FAILURE, user_id=user_id, reason=reason, detail={"sid": claims.sid})
-    return Unauthorized(INVALID_REFRESH)
-
-
-def _consume_refresh(claims: RefreshClaims, *, new_digest: str, ip: str | None, kind: str) -> tuple[str, int]:
-    """Rotate the session's check; on reuse of an older token end the whole family. Returns (user id, family exp)."""
-    grace = min(float(settings.REFRESH_REUSE_GRACE_SECONDS), MAX_REFRESH_GRACE_SECONDS)
-    result = session_store_rotate(
-        sid=claims.sid, presented_digest=token_digest(claims.check), new_digest=new_digest, grace_seconds=grace, ip=ip
-    )
-    if result.outcome is Rotation.REUSED:
-        session_store_delete(user_id=result.user_id, sid=claims.sid)
-        log.warning("refresh token reuse detected", extra={"sid": claims.sid, "target_user_id": result.user_id})
-        raise _refresh_refused(Kind.REFRESH_REUSE, claims, user_id=result.user_id, reason=kind)
-    if result.outcome is Rotation.MISSING:
-        raise _refresh_refused(kind, claims, user_id=claims.user_id, reason="session_ended")
-    if result.user_id != claims.user_id:
-        # Only possible with a forged token (leaked secret): end the session rather than trust either side.
-        session_store_delete(user_id=result.user_id, sid=claims.sid)
-        log.warning("refresh token subject does not match its session", extra={"sid": claims.sid})
-        raise _refresh_refused(kind, claims, user_id=result.user_id, reason="subject_mismatch")
-    return result.user_id, result.expires_at
-
-
-def session_rotate(*, refresh_token: str, ip: str | None, user_agent: str | None) -> TokenPair:
-    """Exchange a refresh token for a new pair in the same family (same absolute expiry); reuse ends the family."""
-    claims = _refresh_claims(refresh_token, kind=Kind.REFRESH)
-    check = new_token()
-    user_id, expires_at = _consume_refresh(claims, new_digest=token_digest(check), ip=ip, kind=Kind.REFRESH)
-    user = selectors.token_subject_get(user_id)
-    # Verification gates a new login only: a user who changed their e-mail keeps their sessions meanwhile.
-    if user is None or not user.is_active:
-        session_store_delete(user_id=user_id, sid=claims.sid)
-        raise _refresh_refused(Kind.REFRESH, claims, user_id=user_id, reason="inactive")
-    pair = _token_pair(user=user, sid=claims.sid, check=check, expires_at=expires_at, now=int(time.time()))
-    security_event_record(kind=Kind.REFRESH, user_id=user.id, detail={"sid": claims.sid})
-    return pair
-
-
-def session_logout(*, refresh_token: str, all_sessions: bool) -> None:
-    """End the token's session, or every session of its user; a reused token still ends its family, with a 401."""
-    claims = _refresh_claims(refresh_token, kind=Kind.LOGOUT)
-    # Consuming the token (a rotation nobody receives) applies the same current/grace/reuse rules as a refresh.
-    user_id, _ = _consume_refresh(claims, new_digest=token_digest(new_token()), ip=None, kind=Kind.LOGOUT)
-    if all_sessions:
-        session_store_delete_all(user_id)
-    else:
-        session_store_delete(user_id=user_id, sid=claims.sid)
-    security_event_record(kind=Kind.LOGOUT, user_id=user_id, detail={"sid": claims.sid, "all": all_sessions})
 
 
 def session_end(*, user_id: str, sid: str) -> None:
@@ -746,6 +653,10 @@ def _user_update(*, agent_id: str, user_id: str, changes: Mapping[str, Any], age
             target.roles = new_roles
             updated.append("roles")
             event_types.append(events.USER_ROLES_CHANGED)
+            # Access tokens carry the roles: the ones issued before the change stop working at once.
+            transaction.on_commit(
+                partial(credential_epoch_bump, str(target.id), end_sessions=False, revoke_tokens=True)
+            )
         if encoded_password is not None:
             target.password = encoded_password
             updated.append("password")
