@@ -196,7 +196,7 @@ def session_liveness(user: GatewayUser) -> str:
     """One EVALSHA: ending a session (logout, deny-access, reset...) or a credential change (a role change ends the
     tokens issued before it) invalidates the access token at once. "live", or the reason it is not."""
     keys = [session_key(user.sid), user_epoch_key(user.id)]
-    args = [user.id, user.epoch]
+    args: list[str | int] = [user.id, user.epoch]
     try:
         store, liveness = _session_store()
         try:
@@ -299,7 +299,7 @@ def _authenticate_cookie(request: HttpRequest) -> tuple[GatewayUser, dict[str, A
     authenticated = _authenticate_token(token)
     # A browser attaches the cookie to whatever it sends, so an unsafe request must also prove it comes from
     # our own page (double submit): enforced here for every view, not only for those listing CsrfProtected.
-    if request.method not in SAFE_METHODS and not request_passes_csrf(request):
+    if request.method not in SAFE_METHODS and not request_passes_csrf(request, sid=authenticated[0].sid):
         raise PermissionDenied(CsrfProtected.message, code=CsrfProtected.code)
     return authenticated
 

@@ -7,10 +7,12 @@ import time
 from datetime import datetime
 from typing import Any
 
+import jwt
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
+from rest_framework.request import Request
 
 from gateway.api.csrf import clear_csrf_cookie, new_csrf_token, set_csrf_cookie
 
@@ -45,9 +47,9 @@ def refresh_max_age(expires_at: Any, *, now: float | None = None) -> int:
 
 
 def set_auth_cookies(response: HttpResponse, *, refresh_token: str, expires_at: Any) -> None:
-    """A new refresh cookie and a new CSRF token, both living as long as the session family."""
+    """A new refresh cookie and a new CSRF token bound to its session, both living as long as the session family."""
     max_age = refresh_max_age(expires_at)
-    set_csrf_cookie(response, new_csrf_token(), max_age=max_age)
+    set_csrf_cookie(response, new_csrf_token(refresh_token_session(refresh_token)), max_age=max_age)
     response.set_signed_cookie(
         REFRESH_COOKIE,
         refresh_token,
@@ -90,13 +92,40 @@ def clear_auth_cookies(response: HttpResponse) -> None:
 
 
 def read_refresh_cookie(request: HttpRequest) -> str:
-    """The refresh token from its signed cookie: 401 when missing, tampered with or older than a refresh lifetime."""
+    """The refresh token from its signed cookie: 401 when missing, tampered with, older than a refresh lifetime or
+    naming no session."""
     if not request.COOKIES.get(REFRESH_COOKIE):
         raise NotAuthenticated("Refresh token missing")
     try:
         token = request.get_signed_cookie(REFRESH_COOKIE, salt=_SALT, max_age=settings.REFRESH_TOKEN_TTL_SECONDS)
     except signing.BadSignature:
         raise AuthenticationFailed("Invalid refresh token", code="invalid_refresh_token") from None
-    if not isinstance(token, str) or not token:
+    # A token that names no session is refused here, before the CSRF check (which needs that session).
+    if not isinstance(token, str) or not token or not refresh_token_session(token):
         raise AuthenticationFailed("Invalid refresh token", code="invalid_refresh_token")
     return token
+
+
+def refresh_token_session(token: str) -> str:
+    """The session id (`sid`) a refresh token names, read without verifying it ("" if it names none).
+
+    For binding the CSRF value only: the token comes from the auth service or from our signed cookie, and only the
+    auth service verifies it (with a secret the gateway does not hold).
+    """
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    sid = claims.get("sid") if isinstance(claims, dict) else None
+    return sid if isinstance(sid, str) else ""
+
+
+def refresh_cookie_session(request: HttpRequest | Request) -> str:
+    """The session id of the request's refresh cookie, if it carries our signature ("" otherwise)."""
+    if not request.COOKIES.get(REFRESH_COOKIE):
+        return ""
+    try:
+        token = request.get_signed_cookie(REFRESH_COOKIE, salt=_SALT, max_age=settings.REFRESH_TOKEN_TTL_SECONDS)
+    except signing.BadSignature:
+        return ""
+    return refresh_token_session(token) if isinstance(token, str) else ""
