@@ -1,4 +1,5 @@
-"""Run-time log level of the gateway: every gateway process listens to the broadcast, so one POST reaches them all."""
+"""Broadcasts every gateway process listens to: the run-time log level (one POST reaches them all) and the
+emergency revocation of a signing key (`manage_auth.py revoke_key`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from common.contracts.envelope import Agent, error_reply, ok_reply, request_body
 from common.contracts.errors import BadRequest, ServiceError
 from common.messaging.client import NatsClient, get_client
 from common.messaging.codec import dumps, loads
+from gateway.api.jwks import get_jwks
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +29,11 @@ _listen_lock = threading.Lock()
 
 
 def ensure_log_level_listener() -> None:
-    """Subscribe this process to `ops.log-level.set.gateway` once per NATS client.
+    """Subscribe this process to `ops.log-level.set.gateway` and `ops.jwks.revoked` once per NATS client.
 
     Gateways run no bridge of their own: each HTTP worker process subscribes itself, lazily, the first time it
-    talks to NATS (connecting at import would open connections from every management command).
+    talks to NATS (connecting at import would open connections from every management command); fetching the
+    signing keys is such a first time, so a process that holds keys hears of their revocation.
     """
     global _listening
     client = get_client()
@@ -42,6 +45,7 @@ def ensure_log_level_listener() -> None:
         try:
             nc = client.connection()
             client.run(nc.subscribe(subjects.log_level_set(settings.SERVICE_NAME), cb=_on_log_level), timeout=2)
+            client.run(nc.subscribe(subjects.JWKS_KEY_REVOKED, cb=_on_key_revoked), timeout=2)
         except (ServiceError, NatsError, OSError):
             # Not fatal: the request goes on (and reports NATS trouble itself); the next one tries again.
             log.warning("could not subscribe to log-level broadcasts", exc_info=True)
@@ -61,6 +65,20 @@ async def _on_log_level(msg: Msg) -> None:
         reply = error_reply(BadRequest(str(exc)))
     if msg.reply:
         await msg.respond(dumps(reply))
+
+
+async def _on_key_revoked(msg: Msg) -> None:
+    try:
+        body = loads(msg.data)
+    except ValueError:
+        body = None
+    data = body.get("data") if isinstance(body, dict) else None
+    kid = data.get("kid") if isinstance(data, dict) else None
+    if not isinstance(kid, str) or not kid or len(kid) > 128:
+        log.warning("malformed signing key revocation ignored")
+        return
+    dropped = get_jwks().revoke(kid)
+    log.warning("signing key revoked by broadcast", extra={"kid": kid, "was_cached": dropped})
 
 
 def local_log_level() -> dict[str, str]:
