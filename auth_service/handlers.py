@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auth_service.accounts import selectors
+from auth_service.accounts.key_revocation import forget_revoked_keys
 from auth_service.accounts.services import login, recovery, registration, seed, sessions, signing_keys, users
 from auth_service.accounts.snapshots import iso, user_public
 from auth_service.audit.context import client_context
@@ -286,4 +287,4 @@ _HANDLERS: dict[str, Handler] = {
 }
 HANDLERS: dict[str, Handler] = {subject: _in_client_context(handler) for subject, handler in _HANDLERS.items()}
 # Relays outbox rows from this process right after they commit (OUTBOX_KICK wakes it); beat stays the safety net.
-BACKGROUND: list[BackgroundTask] = [LocalRelay()]
+BACKGROUND: list[BackgroundTask] = [LocalRelay(), forget_revoked_keys]

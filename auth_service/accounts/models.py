@@ -12,7 +12,9 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.crypto import salted_hmac
 
+from auth_service.accounts.sessions import credential_epoch_get
 from common.contracts.roles import ADMIN, ADMINS, ROLES, SYS_ADMIN, USER
 
 # What an `admin` may do in the Django admin; a `sys_admin` may do everything.
@@ -85,6 +87,16 @@ class User(AbstractBaseUser):
 
     def __str__(self) -> str:
         return self.email
+
+    def get_session_auth_hash(self) -> str:
+        """Django's check of an admin-console session, on every request: bound to the password as Django's own,
+        and to the credential epoch too, so "End all sessions", a reset, a role change or a deactivation ends
+        the user's admin sessions with the rest (one Redis GET per admin request).
+
+        Sessions signed under SECRET_KEY_FALLBACKS are not kept across a SECRET_KEY rotation: admins log in again.
+        """
+        value = f"{self.password}|{credential_epoch_get(str(self.pk))}"
+        return salted_hmac("auth_service.accounts.User.session", value, algorithm="sha256").hexdigest()
 
     @property
     def is_staff(self) -> bool:

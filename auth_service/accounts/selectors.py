@@ -53,6 +53,12 @@ def token_subject_get(user_id: str | uuid.UUID) -> TokenSubject | None:
     return TokenSubject(id=row[0], is_active=bool(row[1]), roles=list(row[2] or []))
 
 
+def credentials_unchanged(user: User) -> bool:
+    """Whether the row still has the password, active flag and roles `user` was read with (a login confirms what
+    it checked is still current after reading the credential epoch, so a change committed meanwhile is seen)."""
+    return User.objects.filter(pk=user.pk, password=user.password, is_active=True, roles=user.roles).exists()
+
+
 def user_get_by_email(email: str) -> User | None:
     return User.objects.filter(email=normalize_email(email)).first()
 

@@ -31,14 +31,17 @@ class RefreshClaims:
 
 
 def access_token_encode(
-    *, kid: str, key: rsa.RSAPrivateKey, user_id: str, sid: str, roles: Sequence[str], now: int
+    *, kid: str, key: rsa.RSAPrivateKey, user_id: str, sid: str, roles: Sequence[str], now: int, epoch: int = 0
 ) -> str:
+    """`ep` is the user's credential epoch when the token was issued: the gateway refuses a token whose epoch is
+    below its session's `tmin` (a role change, for one, makes the tokens issued before it useless at once)."""
     claims = {
         "iss": settings.JWT_ISSUER,
         "aud": settings.JWT_AUDIENCE,
         "sub": user_id,
         "sid": sid,
         "roles": list(roles),
+        "ep": epoch,
         "jti": uuid.uuid4().hex,
         "iat": now,
         "exp": now + int(settings.ACCESS_TOKEN_TTL_SECONDS),

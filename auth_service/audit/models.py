@@ -18,6 +18,7 @@ class SecurityEvent(models.Model):
         LOGOUT = "logout", "logout"
         REFRESH = "refresh", "token refresh"
         REFRESH_REUSE = "refresh_reuse", "refresh token reuse"
+        REFRESH_GRACE = "refresh_grace", "refresh token grace replay"
         SESSION_ENDED = "session_ended", "session ended"
         ACCESS_DENIED = "access_denied", "access denied"
         USER_DEACTIVATED = "user_deactivated", "user deactivated"
@@ -28,6 +29,7 @@ class SecurityEvent(models.Model):
         PASSWORD_CHANGED = "password_changed", "password changed"
         ROLES_CHANGED = "roles_changed", "roles changed"
         KEY_ROTATED = "key_rotated", "signing key rotated"
+        KEY_REVOKED = "key_revoked", "signing key revoked"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"

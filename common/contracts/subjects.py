@@ -51,6 +51,10 @@ def log_level_get(service: str) -> str:
     return f"ops.log-level.get.{service}"
 
 
+# Broadcast (no queue group) by `manage_auth.py revoke_key`: every gateway drops the signing key from its cache.
+JWKS_KEY_REVOKED = "ops.jwks.revoked"
+
+
 # JetStream: identity events.
 STREAM_USERS = "USERS"
 USER_EVENTS = "auth.user.>"

@@ -1,4 +1,5 @@
-"""Bearer access tokens: RS256 checked locally against the JWKS, then one Redis lookup that the session is live."""
+"""Bearer access tokens: RS256 checked locally against the JWKS, then one Redis round trip that the session is live,
+is the token subject's, and is of the user's current credential epoch."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from django.conf import settings
 from django.http import HttpRequest
 from redis import Redis
+from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from rest_framework import HTTP_HEADER_ENCODING
@@ -26,7 +28,7 @@ from rest_framework.request import Request
 from common.conf.context import user_id_var
 from common.contracts.errors import ServiceUnavailable
 from common.contracts.events import ROLES
-from common.contracts.sessions import session_key
+from common.contracts.sessions import session_key, user_epoch_key
 from gateway.api.cookies import ACCESS_COOKIE
 from gateway.api.csrf import CsrfProtected, request_passes_csrf
 from gateway.api.jwks import get_jwks
@@ -58,6 +60,7 @@ class GatewayUser:
     id: str
     roles: tuple[str, ...]
     sid: str
+    epoch: int = 0  # the user's credential epoch when the token was issued (`ep`; absent in older tokens: 0)
 
     is_authenticated = True
     is_anonymous = False
@@ -163,42 +166,63 @@ def _check_claims(claims: Mapping[str, Any], *, now: float, leeway: float) -> No
     roles = claims.get("roles")
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
         raise InvalidAccessToken("bad roles")
+    epoch = claims.get("ep", 0)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch < 2**53:
+        raise InvalidAccessToken("bad ep")
 
 
 def user_from_claims(claims: Mapping[str, Any]) -> GatewayUser:
     # Role names the gateway does not know grant nothing here; they are dropped rather than trusted.
     roles = tuple(role for role in claims["roles"] if role in ROLES)
-    return GatewayUser(id=claims["sub"], roles=roles, sid=claims["sid"])
+    return GatewayUser(id=claims["sub"], roles=roles, sid=claims["sid"], epoch=claims.get("ep", 0))
 
 
-def session_is_live(sid: str) -> bool:
-    """One Redis EXISTS: ending a session (logout, deny-access, reset...) invalidates its access tokens at once."""
-    key = session_key(sid)
+# Whether an access token's session is live, in one round trip: the session exists, belongs to the token's
+# subject (a token naming one user and another user's live session is refused), carries the user's current
+# credential epoch, and accepts tokens of the token's epoch. KEYS: the session, the subject's epoch. ARGV: the
+# subject, the token's epoch. Answers "live" or why not (for the logs).
+_LIVENESS = """
+local s = redis.call('HMGET', KEYS[1], 'uid', 'ep', 'tmin')
+if not s[1] then return 'session ended' end
+if s[1] ~= ARGV[1] then return 'session of another user' end
+if tonumber(s[2] or '0') ~= tonumber(redis.call('GET', KEYS[2]) or '0') then return 'credentials changed' end
+if tonumber(ARGV[2]) < tonumber(s[3] or '0') then return 'token of an older epoch' end
+return 'live'
+"""
+LIVE = "live"
+
+
+def session_liveness(user: GatewayUser) -> str:
+    """One EVALSHA: ending a session (logout, deny-access, reset...) or a credential change (a role change ends the
+    tokens issued before it) invalidates the access token at once. "live", or the reason it is not."""
+    keys = [session_key(user.sid), user_epoch_key(user.id)]
+    args: list[str | int] = [user.id, user.epoch]
     try:
-        store = _session_store()
+        store, liveness = _session_store()
         try:
-            return bool(store.exists(key))
+            reply = liveness(keys=keys, args=args, client=store)
         except RedisConnectionError:
             # A connection the server closed (a restart, an idle timeout) fails once, and is replaced: the same
             # one reconnect the pool makes when it finds a lent connection closed.
-            return bool(store.exists(key))
+            reply = liveness(keys=keys, args=args, client=store)
     except RedisError as exc:
         # Fail closed: without the session store a revoked token could not be told from a live one.
         log.error("session store unavailable", extra={"error": type(exc).__name__})
         raise ServiceUnavailable("Session store unavailable") from exc
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
 
 
 _store = threading.local()
 
 
-def _session_store() -> Redis:
+def _session_store() -> tuple[Redis, Script]:
     """This thread's client for the liveness check: one connection of the shared pool, kept for the thread.
 
     Every authenticated request makes this call. Through the pool, each one also pays the pool's check that a
     borrowed connection has no unread data and is still open (a non-blocking read and two mode switches, each
     a system call that hands the GIL to the process's other threads). A connection only this thread uses, only
     for this command, cannot hold unread data (a failed or timed-out command disconnects it), and one the
-    server closed is replaced by session_is_live. Rebuilt for another pool (settings changed) and after a
+    server closed is replaced by session_liveness. Rebuilt for another pool (settings changed) and after a
     fork, as the pool itself is.
     """
     from django_redis import get_redis_connection
@@ -209,7 +233,8 @@ def _session_store() -> Redis:
     if client is None or _store.pool is not pool or _store.pid != pid:
         client = Redis(connection_pool=pool, single_connection_client=True)
         _store.client, _store.pool, _store.pid = client, pool, pid
-    return client
+        _store.liveness = client.register_script(_LIVENESS)
+    return client, _store.liveness
 
 
 def authorization_header(request: HttpRequest | Request) -> bytes:
@@ -258,8 +283,9 @@ def _authenticate_token(token: str) -> tuple[GatewayUser, dict[str, Any]]:
         log.info("access token refused", extra={"reason": str(exc)})
         raise AuthenticationFailed(REFUSED, code="invalid_token") from None
     user = user_from_claims(claims)
-    if not session_is_live(user.sid):
-        log.info("access token refused", extra={"reason": "session ended", "user_id": user.id})
+    liveness = session_liveness(user)
+    if liveness != LIVE:
+        log.info("access token refused", extra={"reason": liveness, "user_id": user.id})
         raise AuthenticationFailed(REFUSED, code="invalid_token")
     user_id_var.set(user.id)
     return user, claims
@@ -273,7 +299,7 @@ def _authenticate_cookie(request: HttpRequest) -> tuple[GatewayUser, dict[str, A
     authenticated = _authenticate_token(token)
     # A browser attaches the cookie to whatever it sends, so an unsafe request must also prove it comes from
     # our own page (double submit): enforced here for every view, not only for those listing CsrfProtected.
-    if request.method not in SAFE_METHODS and not request_passes_csrf(request):
+    if request.method not in SAFE_METHODS and not request_passes_csrf(request, sid=authenticated[0].sid):
         raise PermissionDenied(CsrfProtected.message, code=CsrfProtected.code)
     return authenticated
 

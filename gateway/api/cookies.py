@@ -8,16 +8,20 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 
 from gateway.api.csrf import clear_csrf_cookie, new_csrf_token, set_csrf_cookie
+from gateway.api.refresh_cookie import (
+    REFRESH_COOKIE,
+    SIGNING_SALT,
+    TamperedCookie,
+    refresh_token_session,
+    signed_refresh_token,
+)
 
-REFRESH_COOKIE = "Authentication"
 # Sent only to the routes that use it: the refresh token never travels with ordinary API calls.
 REFRESH_COOKIE_PATH = "/api/auth"
-_SALT = "refresh"
 # The access token of a person using the browsable API (HttpOnly, never readable by the page's scripts). Only
 # AccessTokenAuthentication reads it, as a fallback when there is no Authorization header; see README.
 ACCESS_COOKIE = "access"
@@ -45,13 +49,13 @@ def refresh_max_age(expires_at: Any, *, now: float | None = None) -> int:
 
 
 def set_auth_cookies(response: HttpResponse, *, refresh_token: str, expires_at: Any) -> None:
-    """A new refresh cookie and a new CSRF token, both living as long as the session family."""
+    """A new refresh cookie and a new CSRF token bound to its session, both living as long as the session family."""
     max_age = refresh_max_age(expires_at)
-    set_csrf_cookie(response, new_csrf_token(), max_age=max_age)
+    set_csrf_cookie(response, new_csrf_token(refresh_token_session(refresh_token)), max_age=max_age)
     response.set_signed_cookie(
         REFRESH_COOKIE,
         refresh_token,
-        salt=_SALT,
+        salt=SIGNING_SALT,
         max_age=max_age,
         path=REFRESH_COOKIE_PATH,
         secure=settings.COOKIE_SECURE,
@@ -90,13 +94,15 @@ def clear_auth_cookies(response: HttpResponse) -> None:
 
 
 def read_refresh_cookie(request: HttpRequest) -> str:
-    """The refresh token from its signed cookie: 401 when missing, tampered with or older than a refresh lifetime."""
-    if not request.COOKIES.get(REFRESH_COOKIE):
-        raise NotAuthenticated("Refresh token missing")
+    """The refresh token from its signed cookie: 401 when missing, tampered with, older than a refresh lifetime or
+    naming no session."""
     try:
-        token = request.get_signed_cookie(REFRESH_COOKIE, salt=_SALT, max_age=settings.REFRESH_TOKEN_TTL_SECONDS)
-    except signing.BadSignature:
+        token = signed_refresh_token(request)
+    except TamperedCookie:
         raise AuthenticationFailed("Invalid refresh token", code="invalid_refresh_token") from None
-    if not isinstance(token, str) or not token:
+    if token is None:
+        raise NotAuthenticated("Refresh token missing")
+    # A token that names no session is refused here, before the CSRF check (which needs that session).
+    if not token or not refresh_token_session(token):
         raise AuthenticationFailed("Invalid refresh token", code="invalid_refresh_token")
     return token

@@ -12,9 +12,12 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from nats.aio.msg import Msg
 
 from common.contracts import subjects
 from common.contracts.errors import ServiceError, ServiceUnavailable
+from common.messaging.codec import loads
+from gateway.api.ops import BROADCAST_HANDLERS, ensure_log_level_listener
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,17 @@ def _rsa_signing_key(jwk: dict[str, Any]) -> RSAPublicKey | None:
     return key
 
 
+_REVOKED_MAX = 1024
+
+
+def _without(key_set: KeySet, revoked: set[str]) -> KeySet:
+    if not revoked.intersection(key_set.keys):
+        return key_set
+    keys = {kid: key for kid, key in key_set.keys.items() if kid not in revoked}
+    document = {"keys": [jwk for jwk in key_set.document["keys"] if jwk.get("kid") not in revoked]}
+    return KeySet(keys=keys, document=document, fetched_at=key_set.fetched_at)
+
+
 @dataclass
 class JwksCache:
     """The whole key set, cached for `ttl` seconds, with single-flight refetches.
@@ -96,9 +110,14 @@ class JwksCache:
     _current: KeySet | None = field(default=None, init=False, repr=False)
     _last_attempt: float | None = field(default=None, init=False, repr=False)
     _attempts: int = field(default=0, init=False, repr=False)
+    # Kids revoked by broadcast (manage_auth.py revoke_key): never used again by this process, even if a refetch
+    # that raced the revocation still lists them.
+    _revoked: set[str] = field(default_factory=set, init=False, repr=False)
 
     def key(self, kid: str) -> RSAPublicKey | None:
         """The public key for `kid`, refetching once when it is unknown; None if the auth service does not know it."""
+        if kid in self._revoked:
+            return None
         attempts = self._attempts
         current = self._current
         if current is None or self._is_stale(current) or kid not in current.keys:
@@ -123,6 +142,18 @@ class JwksCache:
         if current is None or self._is_stale(current):
             return None
         return current.document
+
+    def revoke(self, kid: str) -> bool:
+        """Drop `kid` now and for good; True if it was cached. Lock-free: called from the NATS client's event loop,
+        which a fetch holding the lock may be waiting on."""
+        if len(self._revoked) >= _REVOKED_MAX:
+            self._revoked.clear()
+        self._revoked.add(kid)
+        current = self._current
+        if current is None or kid not in current.keys:
+            return False
+        self._current = _without(current, self._revoked)
+        return True
 
     def _is_stale(self, current: KeySet) -> bool:
         return self.clock() - current.fetched_at >= self.ttl
@@ -152,7 +183,7 @@ class JwksCache:
             if not keys:
                 log.warning("jwks: the auth service published no usable key, keeping the last good key set")
                 return self._current
-            self._current = KeySet(keys=keys, document=document, fetched_at=self.clock())
+            self._current = _without(KeySet(keys=keys, document=document, fetched_at=self.clock()), self._revoked)
             return self._current
 
 
@@ -162,6 +193,8 @@ def fetch_over_nats() -> Mapping[str, Any]:
 
     from common.messaging.client import get_client
 
+    # A process that holds keys listens to their revocation (and to the log-level broadcast) from then on.
+    ensure_log_level_listener()
     reply = get_client().request(subjects.AUTH_JWKS, None, timeout=settings.JWKS_FETCH_TIMEOUT_SECONDS)
     if not isinstance(reply, dict):
         raise ValueError("JWKS reply is not an object")
@@ -196,3 +229,21 @@ def reset_jwks() -> None:
     global _cache
     with _cache_lock:
         _cache = None
+
+
+async def _on_key_revoked(msg: Msg) -> None:
+    """`revoke_key` on the auth service: drop the key now, and keep refusing it."""
+    try:
+        body = loads(msg.data)
+    except ValueError:
+        body = None
+    data = body.get("data") if isinstance(body, dict) else None
+    kid = data.get("kid") if isinstance(data, dict) else None
+    if not isinstance(kid, str) or not kid or len(kid) > 128:
+        log.warning("malformed signing key revocation ignored")
+        return
+    dropped = get_jwks().revoke(kid)
+    log.warning("signing key revoked by broadcast", extra={"kid": kid, "was_cached": dropped})
+
+
+BROADCAST_HANDLERS[subjects.JWKS_KEY_REVOKED] = _on_key_revoked

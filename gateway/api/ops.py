@@ -1,9 +1,11 @@
-"""Run-time log level of the gateway: every gateway process listens to the broadcast, so one POST reaches them all."""
+"""Broadcasts every gateway process listens to: the run-time log level (one POST reaches them all) and the
+emergency revocation of a signing key (`manage_auth.py revoke_key`)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
@@ -24,13 +26,16 @@ SERVICES = ("gateway", "auth", "main")
 
 _listening: NatsClient | None = None
 _listen_lock = threading.Lock()
+# Other broadcasts every gateway process hears, by subject (gateway/api/jwks.py adds the key revocations).
+BROADCAST_HANDLERS: dict[str, Callable[[Msg], Awaitable[None]]] = {}
 
 
 def ensure_log_level_listener() -> None:
-    """Subscribe this process to `ops.log-level.set.gateway` once per NATS client.
+    """Subscribe this process to `ops.log-level.set.gateway` and BROADCAST_HANDLERS once per NATS client.
 
     Gateways run no bridge of their own: each HTTP worker process subscribes itself, lazily, the first time it
-    talks to NATS (connecting at import would open connections from every management command).
+    talks to NATS (connecting at import would open connections from every management command); fetching the
+    signing keys is such a first time, so a process that holds keys hears of their revocation.
     """
     global _listening
     client = get_client()
@@ -42,6 +47,8 @@ def ensure_log_level_listener() -> None:
         try:
             nc = client.connection()
             client.run(nc.subscribe(subjects.log_level_set(settings.SERVICE_NAME), cb=_on_log_level), timeout=2)
+            for subject, handler in BROADCAST_HANDLERS.items():
+                client.run(nc.subscribe(subject, cb=handler), timeout=2)
         except (ServiceError, NatsError, OSError):
             # Not fatal: the request goes on (and reports NATS trouble itself); the next one tries again.
             log.warning("could not subscribe to log-level broadcasts", exc_info=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from functools import partial
 
 from django.contrib.auth.hashers import check_password, make_password
@@ -42,7 +41,7 @@ def user_authenticate(*, slug: str, password: str, ip: str | None, user_agent: s
         dummy_verify(password)
         is_correct = False
     else:
-        is_correct = check_password(password, user.password, setter=partial(_password_rehash, user.pk))
+        is_correct = check_password(password, user.password, setter=partial(_password_rehash, user))
     if user is None or not is_correct or not user.is_active:
         login_failure_record(throttle_key)
         log.info("login failed", extra={"target_user_id": str(user.id) if user else None})
@@ -55,6 +54,9 @@ def user_authenticate(*, slug: str, password: str, ip: str | None, user_agent: s
         raise BadRequest(NOT_VERIFIED)
     login_failures_reset(throttle_key)
     pair = session_open(user=user, ip=ip, user_agent=user_agent)
+    if pair is None:  # the password, roles or active flag changed while this login was checking them
+        _login_failed(user=user, slug=slug, reason="credentials_changed")
+        raise Unauthorized(INVALID_CREDENTIALS)
     security_event_record(kind=Kind.LOGIN, user_id=user.id, detail={"sid": pair.session_id})
     log.info("login succeeded", extra={"sid": pair.session_id})
     return pair
@@ -86,7 +88,7 @@ def admin_authenticate(*, email: str, password: str) -> User | None:
         dummy_verify(password)
         is_correct = False
     else:
-        is_correct = check_password(password, user.password, setter=partial(_password_rehash, user.pk))
+        is_correct = check_password(password, user.password, setter=partial(_password_rehash, user))
     if user is None:
         reason = "unknown_account"
     elif not is_correct:
@@ -107,6 +109,9 @@ def admin_authenticate(*, email: str, password: str) -> User | None:
     return user
 
 
-def _password_rehash(user_id: uuid.UUID, raw_password: str) -> None:
-    # Upgrades a legacy or weaker hash of the same password: not an identity change, so no version or event.
-    User.objects.filter(pk=user_id).update(password=make_password(raw_password))
+def _password_rehash(user: User, raw_password: str) -> None:
+    # Upgrades a legacy or weaker hash of the same password: not an identity change, so no version or event. Only
+    # over the hash that was checked: a reset committed meanwhile is never overwritten with the old password.
+    encoded = make_password(raw_password)
+    if User.objects.filter(pk=user.pk, password=user.password).update(password=encoded):
+        user.password = encoded

@@ -19,7 +19,7 @@ from auth_service.accounts.crypto import KeyMaterial, key_material_from_pem, new
 from auth_service.accounts.models import SigningKey
 from auth_service.accounts.services._common import Kind
 from auth_service.audit.services import security_event_record
-from common.contracts.errors import BadRequest
+from common.contracts.errors import BadRequest, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def signing_key_for_signing() -> tuple[str, rsa.RSAPrivateKey]:
     return active.kid, key
 
 
-def _forget_active_key() -> None:
+def signing_key_cache_forget() -> None:
     global _active_key_cache
     _active_key_cache = None
 
@@ -137,7 +137,7 @@ def signing_key_rotate(*, min_age: timedelta | None = None, agent_id: str | None
             successor.save(update_fields=["state", "activated_at"])
         _ensure_next_key(now)
         retired_keys_delete(now)
-        transaction.on_commit(_forget_active_key)
+        transaction.on_commit(signing_key_cache_forget)
         security_event_record(
             kind=Kind.KEY_ROTATED,
             actor_id=agent_id,
@@ -170,7 +170,7 @@ def signing_key_import_pem(*, private_pem: str, public_pem: str | None = None) -
         else:
             imported = _key_create(material, state=SigningKey.State.ACTIVE, now=now)
         _ensure_next_key(now)
-        transaction.on_commit(_forget_active_key)
+        transaction.on_commit(signing_key_cache_forget)
         security_event_record(kind=Kind.KEY_ROTATED, reason="imported", detail={"kid": imported.kid})
     log.info("signing key imported", extra={"kid": imported.kid})
     return imported
@@ -181,3 +181,25 @@ def jwks_get() -> dict[str, Any]:
     if selectors.signing_key_active() is None:
         signing_key_ensure_active()
     return {"keys": selectors.jwks_keys()}
+
+
+def signing_key_revoke(*, kid: str, agent_id: str | None = None) -> SigningKey:
+    """Delete the key `kid` whatever its state; an active key is first replaced by the next one. Returns the
+    active key afterwards. Access tokens it signed stop verifying wherever the key is no longer cached."""
+    key = SigningKey.objects.filter(kid=kid).first()
+    if key is None:
+        raise NotFound("No signing key with this kid")
+    if key.state == SigningKey.State.ACTIVE:
+        signing_key_rotate(agent_id=agent_id)
+    with transaction.atomic():
+        _lock_signing_keys()
+        # Still active only if a rotation raced this one and promoted it again: impossible (it was retired), but
+        # an active key is never deleted here; the next call would rotate it first.
+        deleted, _ = SigningKey.objects.filter(kid=kid).exclude(state=SigningKey.State.ACTIVE).delete()
+        _ensure_next_key(timezone.now())
+        transaction.on_commit(signing_key_cache_forget)
+        security_event_record(
+            kind=Kind.KEY_REVOKED, actor_id=agent_id, reason="revoked", detail={"kid": kid}
+        )
+    log.warning("signing key revoked", extra={"kid": kid, "deleted": deleted})
+    return signing_key_ensure_active()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.hashers import check_password, make_password
@@ -38,6 +39,7 @@ from auth_service.accounts.services._common import (
     user_row_create,
     verification_code_issue,
 )
+from auth_service.accounts.sessions import credential_epoch_bump
 from auth_service.audit.services import failure_recorded, security_event_record
 from common.contracts import events
 from common.contracts.errors import Conflict, ServiceError
@@ -167,6 +169,10 @@ def _user_update(*, agent_id: str, user_id: str, changes: Mapping[str, Any], age
             target.roles = new_roles
             updated.append("roles")
             event_types.append(events.USER_ROLES_CHANGED)
+            # Access tokens carry the roles: the ones issued before the change stop working at once.
+            transaction.on_commit(
+                partial(credential_epoch_bump, str(target.id), end_sessions=False, revoke_tokens=True)
+            )
         if encoded_password is not None:
             target.password = encoded_password
             updated.append("password")

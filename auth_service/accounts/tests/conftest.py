@@ -21,6 +21,7 @@ from auth_service.celery import app as celery_app
 from common.contracts import subjects
 from common.contracts.envelope import Agent
 from common.contracts.errors import ServiceError
+from common.contracts.sessions import user_epoch_key
 from common.messaging.client import NatsClient
 from devstack.testing.plugin import bridge_in_thread
 
@@ -37,10 +38,10 @@ def _accounts_settings(settings: Any) -> Iterator[None]:
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
     # Each test starts from an empty database: a signing key cached by an earlier test no longer exists.
-    signing_keys._forget_active_key()
+    signing_keys.signing_key_cache_forget()
     yield
     celery_app.conf.task_always_eager = eager
-    signing_keys._forget_active_key()
+    signing_keys.signing_key_cache_forget()
 
 
 @dataclass
@@ -112,6 +113,7 @@ def auth(transactional_db: None, nats_client: NatsClient) -> Iterator[AuthApi]:
     redis = get_redis_connection("default")
     for user_id in User.objects.values_list("id", flat=True):
         session_store_delete_all(str(user_id))
+        api.redis_keys.append(user_epoch_key(str(user_id)))
         api.redis_keys.append(login_failure_key(user_id=str(user_id), slug=""))
     if api.redis_keys:
         redis.delete(*api.redis_keys)

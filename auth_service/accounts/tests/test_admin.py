@@ -125,7 +125,9 @@ def test_adding_a_user_in_the_admin_creates_it_through_the_service() -> None:
 def test_the_deactivate_action_emits_the_event_and_ends_the_sessions() -> None:
     boss = UserFactory(roles=["sys_admin"])
     user = UserFactory()
-    session_store_create(user_id=str(user.id), check_digest="0" * 64, expires_at=2_000_000_000, device="d", ip="i")
+    session_store_create(
+        user_id=str(user.id), check_digest="0" * 64, expires_at=2_000_000_000, device="d", ip="i", epoch=0
+    )
 
     response = logged_in(boss).post(
         "/admin/accounts/user/", {"action": "deactivate_users", "_selected_action": [str(user.pk), str(boss.pk)]}

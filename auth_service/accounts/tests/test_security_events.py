@@ -14,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from auth_service.accounts.models import SigningKey, User
+from auth_service.accounts.services.signing_keys import signing_key_revoke
 from auth_service.accounts.tests.conftest import AuthApi, agent_of, mailed_code, mailed_recovery_token
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
 from auth_service.audit.crypto import identifier_digest
@@ -291,6 +292,12 @@ def test_every_kind_is_recorded_and_no_event_holds_a_secret(auth: AuthApi, setti
     admin_client(boss).post("/admin/accounts/user/", {"action": "reactivate_users", "_selected_action": [other.pk]})
     auth(subjects.AUTH_USER_DELETE, {"id": str(other.id)}, agent=agent_of(boss))
     call_command("rotate_keys", stdout=io.StringIO())
+    settings.REFRESH_REUSE_GRACE_SECONDS = 10
+    racing = login(auth, boss.email, "Third-Secret-Word-7")
+    rotated = auth(subjects.AUTH_REVALIDATE, {"refreshToken": racing["refreshToken"]})
+    auth(subjects.AUTH_REVALIDATE, {"refreshToken": racing["refreshToken"]})  # the grace replay
+    secrets += [racing["refreshToken"], racing["accessToken"], rotated["refreshToken"], rotated["accessToken"]]
+    signing_key_revoke(kid=SigningKey.objects.get(state="retired").kid)
 
     assert set(SecurityEvent.objects.values_list("kind", flat=True)) == set(Kind.values)
     blob = dump(SecurityEvent.objects.all())

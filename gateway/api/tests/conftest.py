@@ -13,7 +13,7 @@ from devstack.testing.stack import RunningStack
 from gateway.api import authentication
 from gateway.api.jwks import JwksCache
 from gateway.api.tests.e2e import Account, Api, logged_in, registered, seeded
-from gateway.api.tests.tokens import Signer
+from gateway.api.tests.tokens import TEST_SUBJECT, Signer
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def live_session() -> Iterator[Callable[[], str]]:
 
     def make() -> str:
         sid = uuid.uuid4().hex
-        redis.hset(session_key(sid), mapping={"uid": "test"})
+        redis.hset(session_key(sid), mapping={"uid": TEST_SUBJECT})
         redis.expire(session_key(sid), 300)
         created.append(sid)
         return sid

@@ -110,7 +110,7 @@ def test_liveness_check_survives_the_store_dropping_its_connection(
     token = trusted.token(sid=live_session(), roles=["sys_admin"])
     assert Client().get(LOG_LEVEL, headers=bearer(token)).status_code == 200
     # The connection this thread's checks go through, closed by the server (a restart, an idle timeout).
-    killed = get_redis_connection("default").client_kill_filter(_id=authentication._session_store().client_id())
+    killed = get_redis_connection("default").client_kill_filter(_id=authentication._session_store()[0].client_id())
     assert killed == 1
     response = Client().get(LOG_LEVEL, headers=bearer(token))
     assert response.status_code == 200, response.content

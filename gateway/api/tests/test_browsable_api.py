@@ -194,14 +194,18 @@ def test_without_the_browsable_api_the_cookie_is_ignored(
 def test_an_unsafe_request_with_the_cookie_needs_the_csrf_header(
     fake_services: FakeServices, trusted: Signer, live_session: Callable[[], str]
 ) -> None:
-    client = cookie_client(trusted.token(sid=live_session(), roles=["sys_admin"]))
-    csrf = new_csrf_token()
+    sid = live_session()
+    client = cookie_client(trusted.token(sid=sid, roles=["sys_admin"]))
+    csrf = new_csrf_token(sid)
     client.cookies["__Host-csrf"] = csrf
     body = {"service": "gateway", "level": "INFO"}
 
     missing = client.post("/api/admin/log-level", data=body, content_type="application/json")
     wrong = client.post(
-        "/api/admin/log-level", data=body, content_type="application/json", headers={"x-csrf-token": new_csrf_token()}
+        "/api/admin/log-level",
+        data=body,
+        content_type="application/json",
+        headers={"x-csrf-token": new_csrf_token(sid)},
     )
     right = client.post(
         "/api/admin/log-level", data=body, content_type="application/json", headers={"x-csrf-token": csrf}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from http.cookies import Morsel
 
+import jwt
 import pytest
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory, override_settings
@@ -20,15 +21,20 @@ from gateway.api.cookies import (
 from gateway.api.csrf import csrf_cookie_name, csrf_token_is_valid, new_csrf_token
 
 WEEK = 7 * 24 * 3600
+SID = "2f0c6a52-5c3a-4c55-9a55-0d7f3f8e0b01"
+# A refresh token as the auth service issues it, as far as the gateway reads one: the session it names.
+REFRESH_TOKEN = jwt.encode(
+    {"sid": SID, "typ": "refresh"}, "not-the-refresh-secret-of-the-auth-service", algorithm="HS256"
+)
 
 
 def test_fresh_token_is_valid_when_echoed() -> None:
-    token = new_csrf_token()
-    assert csrf_token_is_valid(token, token)
+    token = new_csrf_token(SID)
+    assert csrf_token_is_valid(token, token, sid=SID)
 
 
 def test_tokens_are_random() -> None:
-    assert new_csrf_token() != new_csrf_token()
+    assert new_csrf_token(SID) != new_csrf_token(SID)
 
 
 @pytest.mark.parametrize(
@@ -42,27 +48,27 @@ def test_tokens_are_random() -> None:
     ],
 )
 def test_missing_or_different_header_is_refused(cookie: str | None, header: str | None) -> None:
-    token = new_csrf_token()
+    token = new_csrf_token(SID)
     cookie = cookie.replace("TOKEN", token) if cookie else cookie
     header = header.replace("TOKEN", token) if header else header
-    assert not csrf_token_is_valid(cookie, header)
+    assert not csrf_token_is_valid(cookie, header, sid=SID)
 
 
 def test_planted_value_without_our_mac_is_refused_even_when_header_matches() -> None:
     for planted in ("attacker", "attacker.", ".deadbeef", "value." + "0" * 64):
-        assert not csrf_token_is_valid(planted, planted)
+        assert not csrf_token_is_valid(planted, planted, sid=SID)
 
 
 def test_mac_from_another_secret_is_refused() -> None:
     with override_settings(SECRET_KEY="another-secret-key-another-secret-key-0123"):
-        foreign = new_csrf_token()
-    assert not csrf_token_is_valid(foreign, foreign)
+        foreign = new_csrf_token(SID)
+    assert not csrf_token_is_valid(foreign, foreign, sid=SID)
 
 
 def test_non_ascii_and_oversized_values_are_refused_without_error() -> None:
-    assert not csrf_token_is_valid("\u00e9t\u00e9.x", "\u00e9t\u00e9.x")
+    assert not csrf_token_is_valid("\u00e9t\u00e9.x", "\u00e9t\u00e9.x", sid=SID)
     huge = "a" * 300 + "." + "b" * 64
-    assert not csrf_token_is_valid(huge, huge)
+    assert not csrf_token_is_valid(huge, huge, sid=SID)
 
 
 def test_cookie_name_needs_secure_for_the_host_prefix() -> None:
@@ -79,28 +85,28 @@ def cookie(response: HttpResponse, name: str) -> Morsel[str]:
 @override_settings(COOKIE_SECURE=True, REFRESH_TOKEN_TTL_SECONDS=WEEK)
 def test_login_cookies_have_the_right_flags_and_max_age_in_seconds() -> None:
     response = HttpResponse()
-    set_auth_cookies(response, refresh_token="refresh.jwt.value", expires_at=time.time() + WEEK)
+    set_auth_cookies(response, refresh_token=REFRESH_TOKEN, expires_at=time.time() + WEEK)
     refresh = cookie(response, REFRESH_COOKIE)
     assert refresh["httponly"] is True
     assert refresh["secure"] is True
     assert refresh["samesite"] == "Strict"
     assert refresh["path"] == "/api/auth"
     assert WEEK - 5 <= int(refresh["max-age"]) <= WEEK
-    assert refresh.value != "refresh.jwt.value"  # signed
+    assert refresh.value != REFRESH_TOKEN  # signed
     csrf = cookie(response, "__Host-csrf")
     assert csrf["httponly"] == ""  # readable by the client's JavaScript
     assert csrf["secure"] is True
     assert csrf["samesite"] == "Strict"
     assert csrf["path"] == "/"
     assert csrf["domain"] == ""  # __Host- cookies must not name a domain
-    assert csrf_token_is_valid(csrf.value, csrf.value)
+    assert csrf_token_is_valid(csrf.value, csrf.value, sid=SID)
 
 
 def test_refresh_cookie_is_the_last_set_cookie() -> None:
     # Clients that keep one header per name (wrk's Lua, the refresh case of `make bench`) see the last
     # Set-Cookie: it must be the rotated refresh token, the one they have to send next.
     response = HttpResponse()
-    set_auth_cookies(response, refresh_token="refresh.jwt.value", expires_at=time.time() + WEEK)
+    set_auth_cookies(response, refresh_token=REFRESH_TOKEN, expires_at=time.time() + WEEK)
     assert list(response.cookies)[-1] == REFRESH_COOKIE
 
 
@@ -157,7 +163,7 @@ def signed_cookie_value(token: str) -> str:
 
 
 def test_refresh_cookie_round_trip() -> None:
-    assert read_refresh_cookie(request_with_cookie(signed_cookie_value("the.refresh.token"))) == "the.refresh.token"
+    assert read_refresh_cookie(request_with_cookie(signed_cookie_value(REFRESH_TOKEN))) == REFRESH_TOKEN
 
 
 def test_missing_refresh_cookie_is_not_authenticated() -> None:
@@ -169,13 +175,13 @@ def test_missing_refresh_cookie_is_not_authenticated() -> None:
 
 @pytest.mark.parametrize("tamper", ["unsigned", "token", "signature", "other-salt"])
 def test_tampered_refresh_cookie_is_refused(tamper: str) -> None:
-    value = signed_cookie_value("the.refresh.token")
-    token, _, rest = value.partition(":")
+    value = signed_cookie_value(REFRESH_TOKEN)
+    token, _, rest = value.rpartition(":")
     other_salt = HttpResponse()
-    other_salt.set_signed_cookie(REFRESH_COOKIE, token, salt="other")
+    other_salt.set_signed_cookie(REFRESH_COOKIE, REFRESH_TOKEN, salt="other")
     forged = {
-        "unsigned": "the.refresh.token",
-        "token": f"the.refresh.tokeN:{rest}",
+        "unsigned": REFRESH_TOKEN,
+        "token": f"{token[:-1]}{'B' if token.endswith('A') else 'A'}:{rest}",
         "signature": value[:-2] + ("AA" if not value.endswith("AA") else "BB"),
         "other-salt": other_salt.cookies[REFRESH_COOKIE].value,
     }[tamper]

@@ -347,6 +347,7 @@ def test_forged_and_expired_tokens_answer_alike(
         "not an access token": trusted.token(sid=sid, headers={"typ": "JWT"}),
         "tampered": with_payload(good, roles=["sys_admin"]),
         "no session": trusted.token(sid=uuid.uuid4().hex),
+        "another user's session": trusted.token(sid=sid, sub=str(uuid.uuid4())),
         "unknown role": trusted.token(sid=sid, roles=["root"]),
         "guest": trusted.token(sid=sid, roles=["guest"]),
     }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
+import jwt
 import pytest
 from django.test import Client, override_settings
 from django.utils.functional import lazy
@@ -72,17 +74,18 @@ def test_csrf_comes_after_authentication_and_is_403(trusted: Signer, live_sessio
     body = {"service": "gateway", "level": "INFO"}
     assert Client().post("/api/admin/log-level", data=body, content_type="application/json").status_code == 401
     client = Client()
-    token = trusted.token(sid=live_session(), roles=["sys_admin"])
+    sid = live_session()
+    token = trusted.token(sid=sid, roles=["sys_admin"])
     missing = client.post("/api/admin/log-level", data=body, content_type="application/json", headers=bearer(token))
     assert missing.status_code == 403
     assert missing.json()["message"] == "Invalid or missing CSRF token"
     assert missing.json()["code"] == "csrf_failed"
-    client.cookies["__Host-csrf"] = new_csrf_token()
+    client.cookies["__Host-csrf"] = new_csrf_token(sid)
     wrong = client.post(
         "/api/admin/log-level",
         data=body,
         content_type="application/json",
-        headers={**bearer(token), "x-csrf-token": new_csrf_token()},
+        headers={**bearer(token), "x-csrf-token": new_csrf_token(sid)},
     )
     assert wrong.status_code == 403
 
@@ -105,7 +108,10 @@ def test_refresh_route_without_csrf_is_403() -> None:
     from gateway.api.cookies import set_auth_cookies
 
     issued = HttpResponse()
-    set_auth_cookies(issued, refresh_token="a.b.c", expires_at=None)
+    refresh_token = jwt.encode(
+        {"sid": str(uuid.uuid4()), "typ": "refresh"}, "not-the-refresh-secret-of-the-auth-service", algorithm="HS256"
+    )
+    set_auth_cookies(issued, refresh_token=refresh_token, expires_at=None)
     client = Client()
     client.cookies["Authentication"] = issued.cookies["Authentication"].value
     response = client.post("/api/auth/logout")

@@ -51,12 +51,16 @@ def public_pem_from_jwk(jwk: dict[str, Any]) -> bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+# The subject of tokens made here unless a test names another: the owner of conftest's `live_session` sessions.
+TEST_SUBJECT = "5e55a7e5-0000-4000-8000-000000000001"
+
+
 def access_claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": settings.JWT_ISSUER,
         "aud": settings.JWT_AUDIENCE,
-        "sub": str(uuid.uuid4()),
+        "sub": TEST_SUBJECT,
         "sid": uuid.uuid4().hex,
         "roles": ["user"],
         "jti": uuid.uuid4().hex,
