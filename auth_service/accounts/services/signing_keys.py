@@ -198,8 +198,6 @@ def signing_key_revoke(*, kid: str, agent_id: str | None = None) -> SigningKey:
         deleted, _ = SigningKey.objects.filter(kid=kid).exclude(state=SigningKey.State.ACTIVE).delete()
         _ensure_next_key(timezone.now())
         transaction.on_commit(signing_key_cache_forget)
-        security_event_record(
-            kind=Kind.KEY_REVOKED, actor_id=agent_id, reason="revoked", detail={"kid": kid}
-        )
+        security_event_record(kind=Kind.KEY_REVOKED, actor_id=agent_id, reason="revoked", detail={"kid": kid})
     log.warning("signing key revoked", extra={"kid": kid, "deleted": deleted})
     return signing_key_ensure_active()
