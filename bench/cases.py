@@ -325,11 +325,11 @@ def rs256_ceiling(seconds: float = 3.0) -> dict[str, Any]:
 
 
 def nats_ceiling(stack: StackEnv, seconds: float = 3.0) -> dict[str, Any]:
-    import nats
+    from common.messaging.client import open_connection
 
     async def main() -> dict[str, Any]:
-        nc = await nats.connect(stack.nats_url)
-        responder = await nats.connect(stack.nats_url)
+        nc = await open_connection(stack.nats_url, name="bench-requester")
+        responder = await open_connection(stack.nats_url, name="bench-responder")
 
         async def reply(msg: Any) -> None:
             await msg.respond(b"{}")

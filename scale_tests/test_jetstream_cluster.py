@@ -18,6 +18,7 @@ import nats
 import pytest
 from nats.js.errors import APIError, NoStreamResponseError
 
+from common.messaging.client import open_connection
 from devstack.testing.stack import REPO_ROOT, StackError, StackProcess, run_manage, start_process, stop_processes
 from scale_tests.support import ScaledStack, free_port, record
 
@@ -94,7 +95,7 @@ def cluster(scaled: ScaledStack) -> Iterator[list[Node]]:
 
 
 async def _stream_state(url: str) -> tuple[int, str, list[str], int]:
-    nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False)
+    nc = await open_connection(url, name="pytest-cluster", connect_timeout=3, allow_reconnect=False)
     try:
         info = await nc.jetstream().stream_info(STREAM)
         assert info.cluster is not None
@@ -106,7 +107,7 @@ async def _stream_state(url: str) -> tuple[int, str, list[str], int]:
 
 async def _publish(url: str, body: bytes) -> None:
     """One event as the relay publishes it; retried while the stream elects a new leader, within a bound."""
-    nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False)
+    nc = await open_connection(url, name="pytest-cluster", connect_timeout=3, allow_reconnect=False)
     try:
         js = nc.jetstream(timeout=2)
         deadline = time.monotonic() + FAILOVER_SECONDS

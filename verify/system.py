@@ -134,11 +134,12 @@ def _reset_stream(nats_url: str, stream: str) -> None:
     The databases are recreated for every run; a stream (and main_api's durable consumer on it) kept from an
     earlier run would replay that run's events into the fresh read model and skew the stream counts.
     """
-    import nats
     from nats.js.errors import NotFoundError
 
+    from common.messaging.client import open_connection
+
     async def delete() -> None:
-        nc = await nats.connect(nats_url, connect_timeout=5, allow_reconnect=False)
+        nc = await open_connection(nats_url, name="verify-system", connect_timeout=5, allow_reconnect=False)
         try:
             with contextlib.suppress(NotFoundError):
                 await nc.jetstream().delete_stream(stream)
