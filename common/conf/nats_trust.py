@@ -25,7 +25,6 @@ from common.contracts import subjects
 OPERATOR = "operator"
 SEED_SUFFIX = ".nk"
 AUTHORIZATION_FILE = "authorization.conf"
-CLUSTER_FILE = "cluster-auth.conf"
 ROUTE_USER = "route"
 
 
@@ -164,22 +163,25 @@ def seed_file(directory: Path, identity: str) -> Path:
     return directory / f"{identity}{SEED_SUFFIX}"
 
 
-def _write_secret(path: Path, content: str) -> None:
-    """Create a file readable by its owner only (0600 from the start: never world-readable for a moment)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _write_secret(path: Path, content: str, mode: int = 0o600) -> None:
+    """Create a file with its final mode from the start (never readable by others for a moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "w") as fh:
         fh.write(content)
+    os.chmod(path, mode)  # whatever the umask took away
 
 
-def ensure_seeds(directory: Path, names: Iterable[str]) -> dict[str, str]:
-    """Each identity's public key, generating (once, 0600) the seeds that are missing."""
+def ensure_seeds(directory: Path, names: Iterable[str], mode: int = 0o600) -> dict[str, str]:
+    """Each identity's public key, generating (once) the seeds that are missing, in a directory only its owner
+    may enter."""
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     public: dict[str, str] = {}
     for name in names:
         path = seed_file(directory, name)
         if not path.exists():
-            _write_secret(path, nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER).decode() + "\n")
+            seed = nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER).decode()
+            _write_secret(path, seed + "\n", mode)
         public[name] = public_key(path.read_text())
     return public
 
@@ -214,37 +216,63 @@ def write_server_credentials(directory: Path, names: EventNames | None = None) -
     return path
 
 
-def cluster_block(routes: Sequence[str], password: str) -> str:
-    """Route authentication of a cluster: each node requires the route password and offers it to the others."""
-    quoted = [json.dumps(f"nats-route://{ROUTE_USER}:{password}@{route}") for route in routes]
+# docker-compose.yml: each server's configuration is a generated file that includes the committed one beside it
+# (docker/nats.conf, docker/nats/cluster.conf: what the server does) and adds who may connect (a secret).
+SERVER_FILE = "nats-server.conf"
+CLUSTER_SERVER_FILE = "nats-cluster.conf"
+ROUTE_PASSWORD_FILE = "route-password"  # noqa: S105 - a file name
+SEED_PASSWORD_FILE = "seed-password"  # noqa: S105 - a file name
+CLUSTER_NAME = "authmesh"
+CLUSTER_PORT = 6222
+CLUSTER_ROUTES = ("nats-1", "nats-2", "nats-3")
+
+
+def cluster_block(hosts: Sequence[str], password: str) -> str:
+    """The cluster of the scale profile with authenticated routes: every node requires the route password and
+    offers it to the others. Restated whole: a block in the including file replaces the included one."""
+    routes = [json.dumps(f"nats-route://{ROUTE_USER}:{password}@{host}:{CLUSTER_PORT}") for host in hosts]
     return (
-        f"authorization {{\n  user: {ROUTE_USER}\n  password: {json.dumps(password)}\n}}\n"
-        "routes: [\n  " + "\n  ".join(quoted) + "\n]\n"
+        f"cluster {{\n  name: {CLUSTER_NAME}\n  port: {CLUSTER_PORT}\n"
+        f"  authorization {{\n    user: {ROUTE_USER}\n    password: {json.dumps(password)}\n  }}\n"
+        "  routes: [\n    " + "\n    ".join(routes) + "\n  ]\n}\n"
     )
 
 
-CLUSTER_ROUTES = ("nats-1:6222", "nats-2:6222", "nats-3:6222")
-SEED_PASSWORD_FILE = "seed-password"  # noqa: S105 - a file name
+# Compose without swarm bind-mounts a secret file with its owner and mode on the host, and the image runs as an
+# unprivileged user of its own (uid 10001): the files are readable by all, the directory (0700) by its owner only.
+DEPLOYMENT_FILE_MODE = 0o644
 
 
-def write_deployment(directory: Path, *, routes: Sequence[str] = CLUSTER_ROUTES) -> list[Path]:
+def _kept_secret(path: Path, make: str) -> str:
+    if not path.exists():
+        _write_secret(path, make, DEPLOYMENT_FILE_MODE)
+    return path.read_text().strip()
+
+
+def _replaced_secret(path: Path, content: str) -> Path:
+    path.unlink(missing_ok=True)
+    _write_secret(path, content, DEPLOYMENT_FILE_MODE)
+    return path
+
+
+def write_deployment(directory: Path, *, hosts: Sequence[str] = CLUSTER_ROUTES) -> list[Path]:
     """Everything docker-compose.yml reads as secrets; existing seeds and passwords are kept, never replaced.
 
     `seed-password` starts empty: the seed then creates no account (production settings have no default password)
     until an operator writes one there, or creates the first account with `createsuperuser`.
     """
-    written = [write_server_credentials(directory, EventNames.from_environ())]
-    written += [seed_file(directory, name) for name in identities()]
-    seed_password = directory / SEED_PASSWORD_FILE
-    if not seed_password.exists():
-        _write_secret(seed_password, "")
-    written.append(seed_password)
-    if routes:
-        password_file = directory / "route-password"
-        if not password_file.exists():
-            _write_secret(password_file, secrets.token_urlsafe(32) + "\n")
-        cluster = directory / CLUSTER_FILE
-        cluster.unlink(missing_ok=True)
-        _write_secret(cluster, cluster_block(routes, password_file.read_text().strip()))
-        written.append(cluster)
-    return written
+    names = EventNames.from_environ()
+    public = ensure_seeds(directory, identities(names), DEPLOYMENT_FILE_MODE)
+    users = authorization_block(public, names)
+    route_password = _kept_secret(directory / ROUTE_PASSWORD_FILE, secrets.token_urlsafe(32) + "\n")
+    _kept_secret(directory / SEED_PASSWORD_FILE, "")
+    header = "# Generated by `python -m devstack secrets` (common/conf/nats_trust.py).\n"
+    return [
+        _replaced_secret(directory / SERVER_FILE, f"{header}include ./nats.conf\n{users}"),
+        _replaced_secret(
+            directory / CLUSTER_SERVER_FILE,
+            f"{header}include ./cluster.conf\n{users}{cluster_block(hosts, route_password)}",
+        ),
+        *(seed_file(directory, name) for name in public),
+        directory / SEED_PASSWORD_FILE,
+    ]
