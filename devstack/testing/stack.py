@@ -44,6 +44,8 @@ SERVICES = ("auth", "main")
 SETTINGS = {"auth": "auth_service.settings.base", "main": "main_api.settings.base", "gateway": "gateway.settings.base"}
 MANAGE = {"auth": "manage_auth.py", "main": "manage_main.py", "gateway": "manage_gateway.py"}
 HTTP_SERVICES = ("gateway", "auth", "main")
+# The harness's background processes by name, and the processes of common.conf.processes they are (their identity).
+HARNESS_PROCESSES = {"auth-bridge": "auth-bridge", "main-bridge": "main-bridge", "auth-celery": "auth-worker-beat"}
 # A Redis database of its own for the broker: a worker of another stack on the same Redis must not take our tasks.
 DEFAULT_CELERY_DB = 13
 STOP_TIMEOUT = 20.0
@@ -157,6 +159,17 @@ def _service_env(service: str, env: Mapping[str, str]) -> dict[str, str]:
 def process_env(process: str, env: Mapping[str, str]) -> dict[str, str]:
     """The environment of one process of common.conf.processes: the stack's, with the process's own NATS identity."""
     return {**env, **identity_environ(identity_of(process), env)}
+
+
+def harness_env(name: str, env: Mapping[str, str]) -> dict[str, str]:
+    """A harness process's environment (`auth-bridge`, `main-bridge`, `auth-celery`): its settings and identity."""
+    process = BY_NAME[HARNESS_PROCESSES[name]]
+    return process_env(process.name, _service_env(process.service.name, env))
+
+
+def http_env(service: str, env: Mapping[str, str]) -> dict[str, str]:
+    """An HTTP server's environment: the identity of the service's HTTP process (`gateway`, `auth-http`...)."""
+    return process_env(HTTP_PROCESSES[service].name, env)
 
 
 def run_manage(service: str, *args: str, env: Mapping[str, str], timeout: float = 120.0) -> str:
@@ -328,15 +341,12 @@ def running_stack(
             "--pool", "threads", "--concurrency", "4", "-l", "info", "--without-mingle", "--without-gossip",
             "-n", f"e2e-{os.getpid()}@%h", "-s", str(work_dir / "celerybeat-schedule"),
         ]  # fmt: skip
-        for name, process, argv in (
-            ("auth-bridge", "auth-bridge", _manage_argv("auth", "nats_bridge")),
-            ("main-bridge", "main-bridge", _manage_argv("main", "nats_bridge")),
-            ("auth-celery", "auth-worker-beat", celery),
+        for name, argv in (
+            ("auth-bridge", _manage_argv("auth", "nats_bridge")),
+            ("main-bridge", _manage_argv("main", "nats_bridge")),
+            ("auth-celery", celery),
         ):
-            service = BY_NAME[process].service.name
-            processes.append(
-                start_process(name, argv, env=process_env(process, _service_env(service, env)), log_dir=log_dir)
-            )
+            processes.append(start_process(name, argv, env=harness_env(name, env), log_dir=log_dir))
         for service, port in ports.items():
             options = Options(
                 bin_dir=Path(sys.executable).parent,
@@ -377,7 +387,7 @@ def _static_dir(work_dir: Path, service: str) -> Path:
 
 
 def _http_env(service: str, env: Mapping[str, str], work_dir: Path) -> dict[str, str]:
-    return {**process_env(HTTP_PROCESSES[service].name, env), "STATIC_ROOT": str(_static_dir(work_dir, service))}
+    return {**http_env(service, env), "STATIC_ROOT": str(_static_dir(work_dir, service))}
 
 
 def _collect_static(env: Mapping[str, str], work_dir: Path) -> None:
