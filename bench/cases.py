@@ -23,6 +23,7 @@ from bench.loadgen import Result, percentile, run_builtin, run_wrk, run_wrk_refr
 from devstack.run import AUTH, GATEWAY, HOST, dev_settings, port
 from devstack.servers import StackEnv, choose_port
 from devstack.supervisor import Supervisor
+from devstack.trust import identity_environ
 
 GATEWAY_PORT = port(GATEWAY)
 
@@ -230,6 +231,7 @@ def relay_case(stack: StackEnv, count: int = 10000) -> dict[str, Any]:
     """
     auth_db = stack.database_url.rsplit("/", 1)[0] + "/auth"
     env = {**os.environ, **stack.as_environ(), "DJANGO_SETTINGS_MODULE": dev_settings(AUTH), "PYTHONUNBUFFERED": "1"}
+    env.update(identity_environ("auth-worker", env))  # a relay is an auth worker's part, within its permissions
     relay = subprocess.Popen(
         [sys.executable, "manage_auth.py", "relay_outbox", "--loop", "--interval", "0.02"],
         cwd=ROOT,
