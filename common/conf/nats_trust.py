@@ -114,7 +114,7 @@ class Identity:
 
 def identities(names: EventNames | None = None) -> dict[str, Identity]:
     """Every identity of a deployment, by name (the process names of common.conf.processes, and the operator)."""
-    events = names or EventNames()
+    events = names or EventNames.from_environ()
     stream, durable = events.stream, events.durable
     auth_bridge = bridge_subjects("auth", AUTH_REQUESTS)
     main_bridge = bridge_subjects("main", MAIN_REQUESTS)
@@ -164,11 +164,19 @@ def seed_file(directory: Path, identity: str) -> Path:
 
 
 def _write_secret(path: Path, content: str, mode: int = 0o600) -> None:
-    """Create a file with its final mode from the start (never readable by others for a moment)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(content)
-    os.chmod(path, mode)  # whatever the umask took away
+    """Create a file, whole or not at all, with its final mode from the start (never readable by others for a
+    moment); when another process created it first (two suites starting at once), theirs is kept."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(content)
+        os.chmod(tmp, mode)  # whatever the umask took away
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def ensure_seeds(directory: Path, names: Iterable[str], mode: int = 0o600) -> dict[str, str]:
