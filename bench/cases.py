@@ -23,6 +23,7 @@ from bench.loadgen import Result, percentile, run_builtin, run_wrk, run_wrk_refr
 from devstack.run import AUTH, GATEWAY, HOST, dev_settings, port
 from devstack.servers import StackEnv, choose_port
 from devstack.supervisor import Supervisor
+from devstack.trust import identity_environ
 
 GATEWAY_PORT = port(GATEWAY)
 
@@ -230,6 +231,7 @@ def relay_case(stack: StackEnv, count: int = 10000) -> dict[str, Any]:
     """
     auth_db = stack.database_url.rsplit("/", 1)[0] + "/auth"
     env = {**os.environ, **stack.as_environ(), "DJANGO_SETTINGS_MODULE": dev_settings(AUTH), "PYTHONUNBUFFERED": "1"}
+    env.update(identity_environ("auth-worker", env))  # a relay is an auth worker's part, within its permissions
     relay = subprocess.Popen(
         [sys.executable, "manage_auth.py", "relay_outbox", "--loop", "--interval", "0.02"],
         cwd=ROOT,
@@ -325,11 +327,11 @@ def rs256_ceiling(seconds: float = 3.0) -> dict[str, Any]:
 
 
 def nats_ceiling(stack: StackEnv, seconds: float = 3.0) -> dict[str, Any]:
-    import nats
+    from common.messaging.client import open_connection
 
     async def main() -> dict[str, Any]:
-        nc = await nats.connect(stack.nats_url)
-        responder = await nats.connect(stack.nats_url)
+        nc = await open_connection(stack.nats_url, name="bench-requester")
+        responder = await open_connection(stack.nats_url, name="bench-responder")
 
         async def reply(msg: Any) -> None:
             await msg.respond(b"{}")

@@ -1,4 +1,4 @@
-"""Command line for the devstack servers: python -m devstack {up,down,exec,run}."""
+"""Command line for the devstack servers: python -m devstack {up,down,exec,run,secrets}."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import cast
 
+from common.conf.nats_trust import write_deployment
 from devstack.servers import PROFILES, REPO_ROOT, DevStackError, Stack, StackEnv, ensure_databases
 from devstack.supervisor import acquire_run_lock, exit_status, release_run_lock, run_lock_holder
 
@@ -180,6 +181,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         release_run_lock(root)
 
 
+def cmd_secrets(args: argparse.Namespace) -> int:
+    """The NATS credentials of a compose deployment (docker-compose.yml's secrets); kept when they exist."""
+    for path in write_deployment(args.directory):
+        print(path, flush=True)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument("--profile", choices=PROFILES, default="dev", help="which var/<profile>/ to use (default: dev)")
@@ -206,6 +214,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", parents=[shared], help="the servers plus the processes of `make run`")
     run.set_defaults(handler=cmd_run)
+
+    secrets = commands.add_parser(
+        "secrets", help="write the NATS seeds, authorization and route password docker-compose.yml reads"
+    )
+    secrets.add_argument("directory", type=Path, nargs="?", default=REPO_ROOT / "docker" / "secrets")
+    secrets.set_defaults(handler=cmd_secrets)
     return parser
 
 

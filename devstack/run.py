@@ -10,9 +10,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from common.conf.nats_trust import OPERATOR, identity_of
 from common.conf.processes import AUTH, GATEWAY, MAIN, PROCESSES, Options, Process, Service, argv
 from devstack.servers import Layout, StackEnv
 from devstack.supervisor import Supervisor
+from devstack.trust import identity_environ
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,8 +47,10 @@ def layout(stack: StackEnv) -> Layout:
     return Layout(ROOT, stack.profile)
 
 
-def _env(stack: StackEnv, service: Service) -> dict[str, str]:
+def _env(stack: StackEnv, service: Service, identity: str = OPERATOR) -> dict[str, str]:
+    """A process's environment; `identity` picks its NATS credentials (set-up commands act as the operator)."""
     env = {**os.environ, **stack.as_environ()}
+    env.update(identity_environ(identity, env))
     env["STATIC_ROOT"] = str(layout(stack).static_dir(service.name))
     env["EMAIL_FILE_PATH"] = str(layout(stack).mail_dir)
     env["DJANGO_SETTINGS_MODULE"] = os.environ.get(
@@ -135,7 +139,7 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
         )
         for name, number in _instances(process):
             command = argv(process, options, port=number, instance=name if process.kind == "worker" else None)
-            supervisor.start(name, command, _env(stack, service), ROOT)
+            supervisor.start(name, command, _env(stack, service, identity_of(process.name)), ROOT)
 
 
 def _instances(process: Process) -> list[tuple[str, int | None]]:

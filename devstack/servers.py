@@ -30,6 +30,9 @@ from typing import ClassVar
 
 import psutil
 
+from common.conf.nats_trust import OPERATOR, write_server_credentials
+from devstack.trust import CREDENTIALS_ENV, identity_environ
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("dev", "test", "bench", "verify")
 # Names the profile in the environment of the commands `python -m devstack exec` runs.
@@ -61,19 +64,33 @@ class StackEnv:
     nats_url: str
     # Whose files (pid files, static files, mail, schedules) the processes started on these servers use.
     profile: str = "dev"
+    # The seeds of the embedded NATS server's identities (devstack/trust.py); empty when NATS_URL is external,
+    # whose credentials are whatever the environment gives.
+    nats_credentials: str = ""
 
     def as_environ(self) -> dict[str, str]:
-        return {
+        """What a `python -m devstack exec` command gets: the URLs and, on the embedded NATS, the operator's seed."""
+        environ = {
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "NATS_URL": self.nats_url,
             PROFILE_ENV: self.profile,
         }
+        if self.nats_credentials:
+            environ[CREDENTIALS_ENV] = self.nats_credentials
+            environ.update(identity_environ(OPERATOR, environ))
+        return environ
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> StackEnv:
         """The stack a `python -m devstack exec` command runs on, from the variables it was given."""
-        return cls(environ["DATABASE_URL"], environ["REDIS_URL"], environ["NATS_URL"], environ.get(PROFILE_ENV, "dev"))
+        return cls(
+            environ["DATABASE_URL"],
+            environ["REDIS_URL"],
+            environ["NATS_URL"],
+            environ.get(PROFILE_ENV, "dev"),
+            environ.get(CREDENTIALS_ENV, ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -394,10 +411,16 @@ class NatsServer(ManagedServer):
     def store_dir(self) -> Path:
         return self.layout.var_dir / "nats"
 
+    @property
+    def credentials_dir(self) -> Path:
+        """Generated once per profile: a seed per identity (0600) and the server's authorization block."""
+        return self.store_dir / "credentials"
+
     def launch(self) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             str(self.binary()),
+            "-c", str(write_server_credentials(self.credentials_dir)),
             "-a", "127.0.0.1",
             "-p", str(self.port),
             "-js",
@@ -410,9 +433,11 @@ class NatsServer(ManagedServer):
     def probe(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                if not sock.recv(4096).startswith(b"INFO "):
-                    return False
+                info = sock.recv(4096)
         except OSError:
+            return False
+        # A server of this profile started before it had credentials accepts anyone: replaced, not reused.
+        if not info.startswith(b"INFO ") or b'"auth_required":true' not in info:
             return False
         # http.client rather than urllib: urllib would honour http_proxy and send 127.0.0.1 to a proxy.
         conn = http.client.HTTPConnection("127.0.0.1", self.monitor_port, timeout=1)
@@ -726,6 +751,7 @@ class Stack:
             redis_url=self._url("redis", by_name, lambda port: f"redis://127.0.0.1:{port}/0"),
             nats_url=self._url("nats", by_name, lambda port: f"nats://127.0.0.1:{port}"),
             profile=self.profile,
+            nats_credentials=str(nats.credentials_dir) if isinstance(nats := by_name.get("nats"), NatsServer) else "",
         )
         return self._env
 

@@ -25,10 +25,11 @@ import psycopg
 from devstack.testing.stack import (
     MANAGE,
     REPO_ROOT,
-    SETTINGS,
     RunningStack,
     StackError,
     StackProcess,
+    harness_env,
+    http_env,
     running_stack,
     start_process,
     stop_processes,
@@ -84,14 +85,13 @@ def _second_instances(log_dir: Path, env: dict[str, str]) -> dict[str, StackProc
     ]  # fmt: skip
     # No -B on this one: beat stays embedded in the harness's worker, exactly one scheduler.
     argv = {
-        "auth-bridge": ("auth", [sys.executable, str(REPO_ROOT / MANAGE["auth"]), "nats_bridge"]),
-        "main-bridge": ("main", [sys.executable, str(REPO_ROOT / MANAGE["main"]), "nats_bridge"]),
-        "auth-celery": ("auth", celery),
+        "auth-bridge": [sys.executable, str(REPO_ROOT / MANAGE["auth"]), "nats_bridge"],
+        "main-bridge": [sys.executable, str(REPO_ROOT / MANAGE["main"]), "nats_bridge"],
+        "auth-celery": celery,
     }
     started: dict[str, StackProcess] = {}
-    for role, (service, command) in argv.items():
-        service_env = {**env, "DJANGO_SETTINGS_MODULE": SETTINGS[service]}
-        started[role] = start_process(f"{role}-2", command, env=service_env, log_dir=log_dir)
+    for role, command in argv.items():
+        started[role] = start_process(f"{role}-2", command, env=harness_env(role, env), log_dir=log_dir)
     return started
 
 
@@ -149,7 +149,7 @@ def gateway_servers(
 ) -> Iterator[list[Gateway]]:
     """`count` gateway HTTP servers (granian, production settings) on free loopback ports."""
     server_env = {
-        **scaled.stack.env,
+        **http_env("gateway", scaled.stack.env),
         "DJANGO_SETTINGS_MODULE": "gateway.settings.base",
         "ALLOWED_HOSTS": "127.0.0.1",
         **(env or {}),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -18,7 +20,17 @@ import nats
 import pytest
 from nats.js.errors import APIError, NoStreamResponseError
 
-from devstack.testing.stack import REPO_ROOT, StackError, StackProcess, run_manage, start_process, stop_processes
+from common.conf.nats_trust import CLUSTER_SERVER_FILE, ROUTE_USER, cluster_server_config, ensure_seeds, identities
+from common.messaging.client import open_connection
+from devstack.testing.stack import (
+    REPO_ROOT,
+    StackError,
+    StackProcess,
+    private_nats_credentials,
+    run_manage,
+    start_process,
+    stop_processes,
+)
 from scale_tests.support import ScaledStack, free_port, record
 
 CLUSTER_CONF = REPO_ROOT / "docker" / "nats" / "cluster.conf"
@@ -35,6 +47,7 @@ class Node:
     name: str
     client_port: int
     monitor_port: int
+    cluster_port: int
     process: StackProcess
 
     @property
@@ -67,19 +80,28 @@ def cluster(scaled: ScaledStack) -> Iterator[list[Node]]:
     addresses, ports and routes overridden by flags (which take precedence over the file)."""
     work = Path(tempfile.mkdtemp(prefix="nats-cluster-", dir=scaled.stack.work_dir))
     cluster_ports = [free_port() for _ in range(NODES)]
-    routes = ",".join(f"nats://127.0.0.1:{port}" for port in cluster_ports)
+    # As compose runs it: the generated configuration including the committed one, with the identities of the
+    # stack and routes that need the cluster's password.
+    shutil.copy(CLUSTER_CONF, work / CLUSTER_CONF.name)
+    public = ensure_seeds(Path(private_nats_credentials(work)), identities())
+    config = work / CLUSTER_SERVER_FILE
+    routes = [f"127.0.0.1:{port}" for port in cluster_ports]
+    password = secrets.token_urlsafe(16)
+    config.write_text(cluster_server_config(public, routes, password))
     nodes: list[Node] = []
     try:
         for index, cluster_port in enumerate(cluster_ports, start=1):
             name = f"nats-{index}"
             client_port, monitor_port = free_port(), free_port()
             argv = [
-                _nats_server(), "-c", str(CLUSTER_CONF), "--server_name", name, "-js", "-sd", str(work / name),
+                _nats_server(), "-c", str(config), "--server_name", name, "-js", "-sd", str(work / name),
                 "-a", "127.0.0.1", "-p", str(client_port), "-m", str(monitor_port),
-                "--cluster", f"nats://127.0.0.1:{cluster_port}", "--routes", routes,
+                # The flag replaces the file's listen address and, without credentials of its own, clears the
+                # route authorization: it carries them too.
+                "--cluster", f"nats://{ROUTE_USER}:{password}@127.0.0.1:{cluster_port}",
             ]  # fmt: skip
             process = start_process(f"cluster-{name}", argv, env={}, log_dir=scaled.log_dir)
-            nodes.append(Node(name=name, client_port=client_port, monitor_port=monitor_port, process=process))
+            nodes.append(Node(name, client_port, monitor_port, cluster_port, process))
         deadline = time.monotonic() + FORM_SECONDS
         while not all(_healthy(node) for node in nodes):
             for node in nodes:
@@ -94,7 +116,7 @@ def cluster(scaled: ScaledStack) -> Iterator[list[Node]]:
 
 
 async def _stream_state(url: str) -> tuple[int, str, list[str], int]:
-    nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False)
+    nc = await open_connection(url, name="pytest-cluster", connect_timeout=3, allow_reconnect=False)
     try:
         info = await nc.jetstream().stream_info(STREAM)
         assert info.cluster is not None
@@ -106,7 +128,7 @@ async def _stream_state(url: str) -> tuple[int, str, list[str], int]:
 
 async def _publish(url: str, body: bytes) -> None:
     """One event as the relay publishes it; retried while the stream elects a new leader, within a bound."""
-    nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False)
+    nc = await open_connection(url, name="pytest-cluster", connect_timeout=3, allow_reconnect=False)
     try:
         js = nc.jetstream(timeout=2)
         deadline = time.monotonic() + FAILOVER_SECONDS
@@ -122,7 +144,18 @@ async def _publish(url: str, body: bytes) -> None:
         await nc.close()
 
 
+def _join_without_the_route_password(port: int) -> bytes:
+    """What a server answers a route connection that offers no credentials (a stranger joining the cluster)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"INFO ")
+        sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"name":"stranger","cluster":"authmesh"}\r\nPING\r\n')
+        return reader.readline()
+
+
 def test_user_events_stream_has_three_replicas_and_survives_a_node(scaled: ScaledStack, cluster: list[Node]) -> None:
+    # The nodes formed the cluster over routes that carry its password; without it a route is refused.
+    assert _join_without_the_route_password(cluster[0].cluster_port) == b"-ERR 'Authorization Violation'\r\n"
     # A dead seed in NATS_URL is skipped: processes start while any one node is down.
     seeds = ",".join([f"nats://127.0.0.1:{free_port()}", *(node.url for node in cluster)])
     env = {

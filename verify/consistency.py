@@ -141,10 +141,12 @@ class Checker:
 
     def stream_config(self) -> dict[str, Any]:
         """The provisioned stream's storage and de-duplication settings, as the server reports them."""
-        import nats
+        from common.messaging.client import open_connection
 
         async def config() -> dict[str, Any]:
-            nc = await nats.connect(self.nats_url, connect_timeout=5, allow_reconnect=False)
+            nc = await open_connection(
+                self.nats_url, name="verify-consistency", connect_timeout=5, allow_reconnect=False
+            )
             try:
                 info = await nc.jetstream().stream_info(self.stream)
             finally:
@@ -162,10 +164,12 @@ class Checker:
         return asyncio.run(config())
 
     def _stream_messages(self) -> int:
-        import nats
+        from common.messaging.client import open_connection
 
         async def count() -> int:
-            nc = await nats.connect(self.nats_url, connect_timeout=5, allow_reconnect=False)
+            nc = await open_connection(
+                self.nats_url, name="verify-consistency", connect_timeout=5, allow_reconnect=False
+            )
             try:
                 info = await nc.jetstream().stream_info(self.stream)
                 return int(info.state.messages)
@@ -186,10 +190,12 @@ class Checker:
             with psycopg.connect(self.database_url, dbname=self.auth_db, autocommit=True) as conn:
                 yield lambda: _count(conn, leased) > 0
         elif process == "main-bridge":
-            import nats
+            from common.messaging.client import open_connection
 
             with asyncio.Runner() as runner:
-                nc = runner.run(nats.connect(self.nats_url, connect_timeout=5, allow_reconnect=False))
+                nc = runner.run(
+                    open_connection(self.nats_url, name="verify-consistency", connect_timeout=5, allow_reconnect=False)
+                )
                 js = nc.jetstream()
 
                 async def ack_pending() -> int:

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.servers import Layout
-from devstack.testing.stack import SETTINGS, RunningStack, StackProcess, running_stack, start_process, stop_processes
+from devstack.testing.stack import (
+    RunningStack,
+    StackProcess,
+    harness_env,
+    http_env,
+    running_stack,
+    start_process,
+    stop_processes,
+)
 from verify.procs import REPO_ROOT, Managed, Target, server_target
 
 DB_PREFIX = "verify_"
@@ -27,8 +35,6 @@ HTTP_SERVICES = {
     "auth": ("auth_service", "auth_service.settings.dev"),
     "main": ("main_api", "main_api.settings.dev"),
 }
-# Which service's settings each harness process runs with (devstack/testing/stack.py starts them).
-HARNESS_SERVICES = {"auth-bridge": "auth", "main-bridge": "main", "auth-celery": "auth"}
 SERVERS = ("nats", "redis", "postgres")
 # Throttles protect production from one IP; every verify request comes from 127.0.0.1 on purpose, and the
 # throttles have suites of their own. The failed-login cut-off of the auth service stays as it is.
@@ -134,11 +140,12 @@ def _reset_stream(nats_url: str, stream: str) -> None:
     The databases are recreated for every run; a stream (and main_api's durable consumer on it) kept from an
     earlier run would replay that run's events into the fresh read model and skew the stream counts.
     """
-    import nats
     from nats.js.errors import NotFoundError
 
+    from common.messaging.client import open_connection
+
     async def delete() -> None:
-        nc = await nats.connect(nats_url, connect_timeout=5, allow_reconnect=False)
+        nc = await open_connection(nats_url, name="verify-system", connect_timeout=5, allow_reconnect=False)
         try:
             with contextlib.suppress(NotFoundError):
                 await nc.jetstream().delete_stream(stream)
@@ -172,7 +179,7 @@ def system_under_test() -> Iterator[System]:
         managed = {
             process.name: Managed(
                 process=process,
-                env={**stack.env, "DJANGO_SETTINGS_MODULE": SETTINGS[HARNESS_SERVICES[process.name]]},
+                env=harness_env(process.name, stack.env),
                 log_dir=log_dir,
                 owner=stack.processes,
             )
@@ -184,7 +191,7 @@ def system_under_test() -> Iterator[System]:
         try:
             for name, (module, settings) in HTTP_SERVICES.items():
                 env = {
-                    **stack.env,
+                    **http_env(name, stack.env),
                     "DJANGO_SETTINGS_MODULE": settings,
                     "DJANGO_DEBUG": "false",
                     "COOKIE_SECURE": "false",

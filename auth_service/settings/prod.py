@@ -4,6 +4,9 @@ from auth_service.settings.base import *
 from common.conf.env import env, env_required
 
 SECRET_KEY = env_required("SECRET_KEY")
+# No published default: without SEED_PASSWORD (or SEED_PASSWORD_FILE) the seed creates no account; the first one
+# comes from an initial password the deployment chose, or from `manage_auth.py createsuperuser`.
+SEED_PASSWORD = env("SEED_PASSWORD")
 REFRESH_TOKEN_SECRET = env_required("REFRESH_TOKEN_SECRET")
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

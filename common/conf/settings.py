@@ -15,6 +15,7 @@ from common.conf.env import (
     service_database_url,
 )
 from common.conf.logging import logging_config
+from common.conf.nats_trust import inbox_prefix
 
 
 def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
@@ -52,6 +53,11 @@ def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
             }
         },
         "NATS_URL": env("NATS_URL", "nats://127.0.0.1:4222"),
+        # This process's NATS identity (SPEC §4b; common/conf/nats_trust.py): an NKEY seed, usually from a file
+        # (NATS_NKEY_SEED_FILE, a secret). None connects anonymously, which a server with authorization refuses.
+        "NATS_NKEY_SEED": env("NATS_NKEY_SEED"),
+        # Replies come back under the service's own prefix: the only inbox its identities may read.
+        "NATS_INBOX_PREFIX": inbox_prefix(service),
         "NATS_REQUEST_TIMEOUT": env_float("NATS_REQUEST_TIMEOUT", 5.0),
         "NATS_BRIDGE_WORKERS": env_int("NATS_BRIDGE_WORKERS", 8),
         "LOGGING": logging_config(

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -31,7 +30,7 @@ from common.conf.process import freeze_startup_objects
 from common.contracts import subjects
 from common.contracts.envelope import REQUEST_ID_HEADER, Agent, Request, error_reply, ok_reply
 from common.contracts.errors import BadRequest, InternalError, ServiceError, ServiceUnavailable
-from common.messaging.client import server_urls, tune_switch_interval
+from common.messaging.client import Credentials, open_connection, tune_switch_interval
 from common.messaging.codec import dumps, loads
 from common.messaging.handoff import LoopHandoff
 
@@ -120,8 +119,10 @@ class Bridge:
         workers: int = 8,
         background: Sequence[BackgroundTask] = (),
         grace_seconds: float = 20.0,
+        credentials: Credentials | None = None,
     ) -> None:
         self.service = service
+        self.credentials = credentials
         self.nats_url = nats_url
         self.handlers = dict(handlers)
         self.queue = queue
@@ -195,13 +196,7 @@ class Bridge:
                 self._idle.set()
 
     async def run(self) -> None:
-        nc = await nats.connect(
-            server_urls(self.nats_url),
-            name=f"{self.service}-bridge",
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-        )
+        nc = await open_connection(self.nats_url, name=f"{self.service}-bridge", credentials=self.credentials)
         self._replies = LoopHandoff(asyncio.get_running_loop())
         sender = asyncio.create_task(self._send_replies(nc))
         try:

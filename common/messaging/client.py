@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import nats
@@ -52,13 +53,62 @@ def tune_switch_interval() -> None:
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """Who a connection is (SPEC §4b): the NKEY seed of its identity, and the inbox prefix its permissions allow.
+
+    Without a seed the client connects anonymously, which only a server with no authorization accepts.
+    """
+
+    seed: str | None = None
+    inbox_prefix: str = "_INBOX"
+
+    def connect_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"inbox_prefix": self.inbox_prefix}
+        if self.seed:
+            options["nkeys_seed_str"] = self.seed
+        return options
+
+
+def process_credentials() -> Credentials:
+    """This process's identity: NATS_NKEY_SEED (or NATS_NKEY_SEED_FILE) and the service's inbox prefix."""
+    from django.conf import settings
+
+    if settings.configured:
+        return Credentials(
+            seed=getattr(settings, "NATS_NKEY_SEED", None),
+            inbox_prefix=getattr(settings, "NATS_INBOX_PREFIX", "_INBOX"),
+        )
+    from common.conf.env import env
+
+    return Credentials(seed=env("NATS_NKEY_SEED"))
+
+
+async def open_connection(
+    url: str, *, name: str, credentials: Credentials | None = None, **options: Any
+) -> NatsConnection:
+    """The one way a process connects: its seed list, its identity, endless reconnects unless told otherwise."""
+    settings: dict[str, Any] = {
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+        "error_cb": _log_error,
+        **options,
+    }
+    who = credentials if credentials is not None else process_credentials()
+    return await nats.connect(server_urls(url), name=name, **who.connect_options(), **settings)
+
+
 class NatsClient:
     """A NATS connection owned by a background event loop, with blocking helpers for sync callers."""
 
-    def __init__(self, url: str, *, name: str, connect_timeout: float = 2.0) -> None:
+    def __init__(
+        self, url: str, *, name: str, connect_timeout: float = 2.0, credentials: Credentials | None = None
+    ) -> None:
         self.url = url
         self.name = name
         self.connect_timeout = connect_timeout
+        self.credentials = credentials
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -118,14 +168,8 @@ class NatsClient:
             raise ServiceUnavailable("Messaging is unavailable") from exc
 
     async def _open(self) -> NatsConnection:
-        return await nats.connect(
-            server_urls(self.url),
-            name=self.name,
-            connect_timeout=self.connect_timeout,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            error_cb=_log_error,
+        return await open_connection(
+            self.url, name=self.name, credentials=self.credentials, connect_timeout=self.connect_timeout
         )
 
     def close(self) -> None:

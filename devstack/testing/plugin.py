@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from common.conf.nats_trust import OPERATOR, inbox_prefix, seed_file
+from common.conf.processes import BY_NAME
 from common.messaging.bridge import BackgroundTask, Bridge, Handler
-from common.messaging.client import NatsClient
+from common.messaging.client import Credentials, NatsClient, process_credentials
+from devstack.trust import CREDENTIALS_ENV
+
+
+def identity_credentials(identity: str, *, required: bool = False) -> Credentials:
+    """One identity of the embedded NATS server (common/conf/nats_trust.py): its seed and its service's inbox.
+
+    On an external NATS_URL there are no devstack credentials: the test process's own (whatever the environment
+    gives) stand in, unless `required` (a test of the server's permissions needs the real identities).
+    """
+    directory = os.environ.get(CREDENTIALS_ENV)
+    if not directory:
+        if required:
+            raise RuntimeError(f"{CREDENTIALS_ENV} is not set: run the tests under `python -m devstack exec`")
+        return process_credentials()
+    service = BY_NAME[identity].service.name if identity in BY_NAME else OPERATOR
+    return Credentials(seed=seed_file(Path(directory), identity).read_text(), inbox_prefix=inbox_prefix(service))
 
 
 @contextmanager
@@ -23,8 +43,13 @@ def bridge_in_thread(
     background: list[BackgroundTask] | None = None,
     workers: int = 4,
     grace_seconds: float = 20.0,
+    identity: str | None = None,
 ) -> Iterator[Bridge]:
-    """Run a real Bridge on its own loop thread for the duration of the block; stops it gracefully."""
+    """Run a real Bridge on its own loop thread for the duration of the block; stops it gracefully.
+
+    `identity` connects it as that process of the stack (`auth-bridge`, `main-bridge`), within that identity's
+    permissions; by default it connects as the test process does (the operator), for test subjects and streams.
+    """
     from django.conf import settings
 
     if handlers is None:
@@ -45,6 +70,7 @@ def bridge_in_thread(
             workers=workers,
             background=background or (),
             grace_seconds=grace_seconds,
+            credentials=identity_credentials(identity) if identity else None,
         )
         holder["bridge"] = bridge
         try:
@@ -81,6 +107,16 @@ def nats_client() -> Iterator[NatsClient]:
     from django.conf import settings
 
     client = NatsClient(settings.NATS_URL, name="pytest")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def gateway_client() -> Iterator[NatsClient]:
+    """A client with the gateway's identity: what the gateway may send, and nothing more."""
+    from django.conf import settings
+
+    client = NatsClient(settings.NATS_URL, name="pytest-gateway", credentials=identity_credentials("gateway"))
     yield client
     client.close()
 

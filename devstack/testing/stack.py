@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from common.conf.processes import PROCESSES, Options
+from common.conf.nats_trust import OPERATOR, identity_of, write_server_credentials
+from common.conf.processes import BY_NAME, PROCESSES, Options
 from common.conf.processes import argv as http_argv
+from devstack.trust import CREDENTIALS_ENV, identity_environ
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HTTP_PROCESSES = {process.service.name: process for process in PROCESSES if process.kind == "http"}
@@ -42,6 +44,8 @@ SERVICES = ("auth", "main")
 SETTINGS = {"auth": "auth_service.settings.base", "main": "main_api.settings.base", "gateway": "gateway.settings.base"}
 MANAGE = {"auth": "manage_auth.py", "main": "manage_main.py", "gateway": "manage_gateway.py"}
 HTTP_SERVICES = ("gateway", "auth", "main")
+# The harness's background processes by name, and the processes of common.conf.processes they are (their identity).
+HARNESS_PROCESSES = {"auth-bridge": "auth-bridge", "main-bridge": "main-bridge", "auth-celery": "auth-worker-beat"}
 # A Redis database of its own for the broker: a worker of another stack on the same Redis must not take our tasks.
 DEFAULT_CELERY_DB = 13
 STOP_TIMEOUT = 20.0
@@ -95,10 +99,19 @@ def _with_database(url: str, db: int) -> str:
 
 
 def stack_environment(
-    *, nats_url: str, mail_dir: Path, base: Mapping[str, str] | None = None, db_prefix: str = DB_NAME_PREFIX
+    *,
+    nats_url: str,
+    mail_dir: Path,
+    base: Mapping[str, str] | None = None,
+    db_prefix: str = DB_NAME_PREFIX,
+    nats_credentials: str = "",
 ) -> dict[str, str]:
-    """Environment of every stack process; the service picks its settings module per process."""
+    """Environment of every stack process; the service picks its settings module per process, and its NATS
+    identity (`process_env`); the operator's by default, for the set-up commands."""
     env = dict(os.environ if base is None else base)
+    if nats_credentials:
+        env[CREDENTIALS_ENV] = nats_credentials
+        env.update(identity_environ(OPERATOR, env))
     # A service-specific URL or name would point a process away from the e2e_ databases.
     for service in SERVICES:
         env.pop(f"{service.upper()}_DATABASE_URL", None)
@@ -141,6 +154,22 @@ def recreate_databases(server_url: str, names: list[str], *, db_prefix: str = DB
 
 def _service_env(service: str, env: Mapping[str, str]) -> dict[str, str]:
     return {**env, "DJANGO_SETTINGS_MODULE": SETTINGS[service]}
+
+
+def process_env(process: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of one process of common.conf.processes: the stack's, with the process's own NATS identity."""
+    return {**env, **identity_environ(identity_of(process), env)}
+
+
+def harness_env(name: str, env: Mapping[str, str]) -> dict[str, str]:
+    """A harness process's environment (`auth-bridge`, `main-bridge`, `auth-celery`): its settings and identity."""
+    process = BY_NAME[HARNESS_PROCESSES[name]]
+    return process_env(process.name, _service_env(process.service.name, env))
+
+
+def http_env(service: str, env: Mapping[str, str]) -> dict[str, str]:
+    """An HTTP server's environment: the identity of the service's HTTP process (`gateway`, `auth-http`...)."""
+    return process_env(HTTP_PROCESSES[service].name, env)
 
 
 def run_manage(service: str, *args: str, env: Mapping[str, str], timeout: float = 120.0) -> str:
@@ -215,11 +244,19 @@ def _nats_server_binary() -> str:
     return found
 
 
+def private_nats_credentials(work_dir: Path) -> str:
+    """The seeds a private server trusts: those of the devstack profile when there is one (the test process then
+    connects to it as the operator it already is), else a set of its own in the work dir."""
+    return os.environ.get(CREDENTIALS_ENV) or str(work_dir / "credentials")
+
+
 def start_private_nats(work_dir: Path, log_dir: Path, timeout: float = 15.0) -> tuple[str, StackProcess]:
+    """A nats-server with JetStream and the deployment's identities and permissions (common/conf/nats_trust.py)."""
     port = _free_port()
     store = work_dir / "jetstream"
     store.mkdir()
-    argv = [_nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
+    config = write_server_credentials(Path(private_nats_credentials(work_dir)))
+    argv = [_nats_server_binary(), "-c", str(config), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
     process = start_process("nats", argv, env=os.environ, log_dir=log_dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -286,7 +323,12 @@ def running_stack(
         nats_url = os.environ.get("E2E_NATS_URL", "")
         if not nats_url:
             nats_url, nats_process = start_private_nats(work_dir, log_dir)
-        env = stack_environment(nats_url=nats_url, mail_dir=mail_dir, db_prefix=db_prefix)
+        env = stack_environment(
+            nats_url=nats_url,
+            mail_dir=mail_dir,
+            db_prefix=db_prefix,
+            nats_credentials=private_nats_credentials(work_dir),
+        )
         recreate_databases(env["DATABASE_URL"], [f"{db_prefix}{service}" for service in SERVICES], db_prefix=db_prefix)
         for service in SERVICES:
             run_manage(service, "migrate", "--no-input", env=env)
@@ -299,12 +341,12 @@ def running_stack(
             "--pool", "threads", "--concurrency", "4", "-l", "info", "--without-mingle", "--without-gossip",
             "-n", f"e2e-{os.getpid()}@%h", "-s", str(work_dir / "celerybeat-schedule"),
         ]  # fmt: skip
-        for name, service, argv in (
-            ("auth-bridge", "auth", _manage_argv("auth", "nats_bridge")),
-            ("main-bridge", "main", _manage_argv("main", "nats_bridge")),
-            ("auth-celery", "auth", celery),
+        for name, argv in (
+            ("auth-bridge", _manage_argv("auth", "nats_bridge")),
+            ("main-bridge", _manage_argv("main", "nats_bridge")),
+            ("auth-celery", celery),
         ):
-            processes.append(start_process(name, argv, env=_service_env(service, env), log_dir=log_dir))
+            processes.append(start_process(name, argv, env=harness_env(name, env), log_dir=log_dir))
         for service, port in ports.items():
             options = Options(
                 bin_dir=Path(sys.executable).parent,
@@ -345,7 +387,7 @@ def _static_dir(work_dir: Path, service: str) -> Path:
 
 
 def _http_env(service: str, env: Mapping[str, str], work_dir: Path) -> dict[str, str]:
-    return {**env, "STATIC_ROOT": str(_static_dir(work_dir, service))}
+    return {**http_env(service, env), "STATIC_ROOT": str(_static_dir(work_dir, service))}
 
 
 def _collect_static(env: Mapping[str, str], work_dir: Path) -> None:

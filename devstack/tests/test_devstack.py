@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -16,11 +17,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import psutil
 import psycopg
 import pytest
 import redis
 
+from common.conf.nats_trust import identities
 from devstack import (
     Stack,
     StackEnv,
@@ -89,10 +92,16 @@ def _nats_info(port: int) -> dict[str, Any]:
     return dict(json.loads(line[5:]))
 
 
-async def _jetstream_account(url: str) -> Any:
-    import nats
+async def _jetstream_account(url: str, seed: str | None) -> Any:
+    from common.messaging.client import Credentials, open_connection
 
-    client = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0)
+    client = await open_connection(
+        url,
+        name="pytest-devstack",
+        credentials=Credentials(seed=seed),
+        connect_timeout=5,
+        allow_reconnect=False,
+    )
     try:
         return await client.jetstream().account_info()
     finally:
@@ -105,6 +114,7 @@ def test_stack_starts_answers_stops_and_restarts_with_same_data_and_ports(root: 
     assert stack.start() is env
     assert set(stack.started) == {"postgres", "redis", "nats"}
     ports = _ports(root)
+    credentials = root / "var" / "test" / "nats" / "credentials"
     assert not RESERVED_PORTS & set(ports.values())
     assert len(set(ports.values())) == 4
     assert env == StackEnv(
@@ -112,12 +122,15 @@ def test_stack_starts_answers_stops_and_restarts_with_same_data_and_ports(root: 
         redis_url=f"redis://127.0.0.1:{ports['redis']}/0",
         nats_url=f"nats://127.0.0.1:{ports['nats']}",
         profile="test",
+        nats_credentials=str(credentials),
     )
     assert env.as_environ() == {
         "DATABASE_URL": env.database_url,
         "REDIS_URL": env.redis_url,
         "NATS_URL": env.nats_url,
         "DEVSTACK_PROFILE": "test",
+        "DEVSTACK_NATS_CREDENTIALS": str(credentials),
+        "NATS_NKEY_SEED_FILE": str(credentials / "operator.nk"),
     }
     assert _pid_files(root) == TEST_PID_FILES
 
@@ -135,8 +148,16 @@ def test_stack_starts_answers_stops_and_restarts_with_same_data_and_ports(root: 
     assert client.ping()
     client.close()
 
-    assert _nats_info(ports["nats"])["jetstream"] is True
-    assert asyncio.run(_jetstream_account(env.nats_url)) is not None
+    info = _nats_info(ports["nats"])
+    assert (info["jetstream"], info["auth_required"]) == (True, True)
+    operator_seed = (credentials / "operator.nk").read_text()
+    assert asyncio.run(_jetstream_account(env.nats_url, operator_seed)) is not None
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        asyncio.run(_jetstream_account(env.nats_url, None))
+    # Generated once, readable by their owner only.
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in credentials.glob("*.nk")} == {
+        f"{name}.nk": 0o600 for name in identities()
+    }
 
     stack.stop()
     assert stack.started == ()
@@ -239,11 +260,14 @@ def test_cli_up_prints_exports_and_down_stops(root: Path) -> None:
     up = _devstack("up", "--profile", "test", "--root", str(root), "--db", "cli_db")
     assert up.returncode == 0, up.stderr
     ports = _ports(root)
+    credentials = root / "var" / "test" / "nats" / "credentials"
     assert up.stdout.splitlines() == [
         f"export DATABASE_URL=postgresql://postgres@127.0.0.1:{ports['postgres']}/postgres",
         f"export REDIS_URL=redis://127.0.0.1:{ports['redis']}/0",
         f"export NATS_URL=nats://127.0.0.1:{ports['nats']}",
         "export DEVSTACK_PROFILE=test",
+        f"export DEVSTACK_NATS_CREDENTIALS={credentials}",
+        f"export NATS_NKEY_SEED_FILE={credentials}/operator.nk",
     ]
     assert _pid_files(root) == TEST_PID_FILES
     down = _devstack("down", "--profile", "test", "--root", str(root))

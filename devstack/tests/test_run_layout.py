@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.conf.processes import AUTH
 from devstack import run
 from devstack.servers import PROFILE_ENV, PROFILES, StackEnv
 from devstack.supervisor import Supervisor
@@ -91,3 +92,25 @@ def test_profiles_share_no_run_file(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         for second in PROFILES:
             if first != second:
                 assert not places[first] & places[second], (first, second)
+
+
+def test_every_process_connects_to_nats_as_its_own_identity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(run, "SCALE", 2)
+    stack = StackEnv(STACK.database_url, STACK.redis_url, STACK.nats_url, "dev", str(tmp_path / "credentials"))
+    supervisor = RecordingSupervisor(tmp_path / "run")
+    run.start_processes(stack, supervisor)
+    seeds = {name: Path(env["NATS_NKEY_SEED_FILE"]).name for name, (_, env) in supervisor.started.items()}
+    assert seeds == {
+        "gateway-http": "gateway.nk",
+        "gateway-http-2": "gateway.nk",
+        "auth-http": "auth-http.nk",
+        "main-http": "main-http.nk",
+        "auth-bridge": "auth-bridge.nk",
+        "auth-bridge-2": "auth-bridge.nk",
+        "main-bridge": "main-bridge.nk",
+        "main-bridge-2": "main-bridge.nk",
+        "auth-worker": "auth-worker.nk",
+        "auth-worker-2": "auth-worker.nk",
+    }
+    # The set-up commands (migrate, provision_streams, seed) act as the operator.
+    assert run._env(stack, AUTH)["NATS_NKEY_SEED_FILE"] == str(tmp_path / "credentials" / "operator.nk")

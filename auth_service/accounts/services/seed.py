@@ -35,11 +35,17 @@ def roles_ensure() -> int:
 
 
 def seed() -> list[str]:
-    """Idempotent and never destructive: roles, a signing key and the four test accounts when they are missing."""
+    """Idempotent and never destructive: roles, a signing key and the four test accounts when they are missing.
+
+    The accounts only with an initial password (SEED_PASSWORD): production settings have no default one.
+    """
     roles_ensure()
     if selectors.signing_key_active() is None:
         signing_key_ensure_active()
     created: list[str] = []
+    if not settings.SEED_PASSWORD:
+        log.warning("seed accounts not created: no SEED_PASSWORD")
+        return created
     for email, username, name, role in SEED_ACCOUNTS:
         if selectors.email_taken(email):
             continue

@@ -105,9 +105,10 @@ def mailed_recovery_token() -> str:
 
 
 @pytest.fixture
-def auth(transactional_db: None, nats_client: NatsClient) -> Iterator[AuthApi]:
-    api = AuthApi(nats_client)
-    with bridge_in_thread(service="auth"):
+def auth(transactional_db: None, gateway_client: NatsClient) -> Iterator[AuthApi]:
+    # As deployed: the gateway's identity asks, the auth bridge's identity answers (and relays the outbox).
+    api = AuthApi(gateway_client)
+    with bridge_in_thread(service="auth", identity="auth-bridge"):
         yield api
     # Only keys these tests created: other suites share this Redis.
     redis = get_redis_connection("default")

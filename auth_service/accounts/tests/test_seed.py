@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -63,3 +68,35 @@ def test_seed_subject_answers_ok_and_seeded_accounts_can_log_in(auth: AuthApi) -
     assert OutboxEvent.objects.count() == 4
     _, claims = auth.decode_access(auth.login("sysadmin", "Password123!")["accessToken"])
     assert claims["roles"] == ["sys_admin"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("password", [None, ""])
+def test_without_an_initial_password_the_seed_creates_no_account(settings: Any, password: str | None) -> None:
+    settings.SEED_PASSWORD = password
+    output = io.StringIO()
+
+    call_command("seed", stdout=output)
+
+    assert output.getvalue() == (
+        "Accounts not seeded: no SEED_PASSWORD (or SEED_PASSWORD_FILE) is set. "
+        "Create the first account with `manage_auth.py createsuperuser`, or give an initial password.\n"
+    )
+    assert User.objects.count() == 0
+    assert OutboxEvent.objects.count() == 0
+    assert Role.objects.count() == 4
+
+
+@pytest.mark.parametrize(("environ", "expected"), [({}, "None"), ({"SEED_PASSWORD": "Chosen-Pass-123!"}, "set")])
+def test_production_settings_have_no_default_seed_password(environ: dict[str, str], expected: str) -> None:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("SEED_PASSWORD")}
+    script = "from auth_service.settings import prod; print('set' if prod.SEED_PASSWORD else prod.SEED_PASSWORD)"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**clean, "SECRET_KEY": "k" * 50, "REFRESH_TOKEN_SECRET": "r" * 50, **environ},
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, expected), result.stderr

@@ -13,7 +13,6 @@ from datetime import timedelta
 from io import StringIO
 from typing import Any
 
-import nats
 import orjson
 import pytest
 from django.conf import settings
@@ -24,6 +23,7 @@ from django.utils import timezone
 from nats.js.errors import NotFoundError
 
 from common.contracts import events
+from common.messaging.client import open_connection
 from common.messaging.jetstream import MSG_ID_HEADER
 from common.outbox.models import OutboxEvent
 from common.outbox.relay import LocalRelay, relay_pending, relay_wake_local
@@ -278,7 +278,7 @@ class _RunningLocalRelay:
 
     def _run(self) -> None:
         async def main() -> None:
-            nc = await nats.connect(settings.NATS_URL)
+            nc = await open_connection(settings.NATS_URL, name="pytest-relay")
             try:
                 await self.relay(nc, self.stop, None)
             finally:

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import nats
 import orjson
 import psycopg
 from nats.js.errors import NotFoundError
 
+from common.messaging.client import open_connection
 from devstack.servers import NatsServer, choose_port
 from devstack.testing.stack import (
     REPO_ROOT,
@@ -378,7 +378,7 @@ def assert_delivered_once(outage: OutageStack, accounts: Sequence[Account], ids:
 
 async def stream_copies(nats_url: str, stream: str) -> Counter[str]:
     """Nats-Msg-Id → number of messages carrying it, over the whole stream."""
-    nc = await nats.connect(nats_url, connect_timeout=5, allow_reconnect=False)
+    nc = await open_connection(nats_url, name="pytest-outages", connect_timeout=5, allow_reconnect=False)
     try:
         js = nc.jetstream(timeout=5)
         state = (await js.stream_info(stream)).state

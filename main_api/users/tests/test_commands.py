@@ -73,3 +73,12 @@ def test_seed_creates_the_development_admin_account_once_and_never_changes_it(ev
         assert _run("seed")[1] == "admin account devadmin: present (left as it is)"
     assert get_user_model().objects.get(username="devadmin").check_password("Changed-By-Operator-1!")
     assert User.objects.count() == 0
+
+
+def test_seed_creates_no_admin_account_without_an_initial_password(event_stream: Sandbox) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import override_settings
+
+    with override_settings(SEED_ADMIN_ACCOUNT=True, SEED_ADMIN_USERNAME="devadmin", SEED_PASSWORD=None):
+        assert _run("seed")[1] == "admin account: not seeded (no SEED_PASSWORD; use `manage_main.py createsuperuser`)"
+    assert not get_user_model().objects.filter(username="devadmin").exists()

@@ -25,10 +25,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def main(nats_client: NatsClient) -> Iterator[NatsClient]:
-    # Request handlers only: these tests are about reads, not the event consumer.
-    with bridge_in_thread(service="main", background=[]):
-        yield nats_client
+def main(gateway_client: NatsClient) -> Iterator[NatsClient]:
+    # Request handlers only: these tests are about reads, not the event consumer. As deployed: the gateway's
+    # identity asks, the main bridge's answers.
+    with bridge_in_thread(service="main", background=[], identity="main-bridge"):
+        yield gateway_client
 
 
 def _error(client: NatsClient, subject: str, data: Any) -> dict[str, Any]:

@@ -36,6 +36,8 @@ def _seed_admin_account() -> str:
     """main_api's admin has its own staff accounts; development gets one (never changed once it exists)."""
     if not settings.SEED_ADMIN_ACCOUNT:
         return "admin account: not seeded (SEED_ADMIN_ACCOUNT is off)"
+    if not settings.SEED_PASSWORD:
+        return "admin account: not seeded (no SEED_PASSWORD; use `manage_main.py createsuperuser`)"
     username = settings.SEED_ADMIN_USERNAME
     if StaffUser.objects.filter(username=username).exists():
         return f"admin account {username}: present (left as it is)"
