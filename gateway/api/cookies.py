@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
 from gateway.api.csrf import clear_csrf_cookie, new_csrf_token, set_csrf_cookie
 
@@ -100,3 +102,11 @@ def read_refresh_cookie(request: HttpRequest) -> str:
     if not isinstance(token, str) or not token:
         raise AuthenticationFailed("Invalid refresh token", code="invalid_refresh_token")
     return token
+
+
+class RefreshCookieRequired(BasePermission):
+    """The signed refresh cookie is present and intact (401 otherwise, before CSRF is looked at)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        read_refresh_cookie(request)
+        return True
