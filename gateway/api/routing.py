@@ -257,7 +257,7 @@ class RouteTable:
         for path, shared in paths.items():
             for attribute in ("access", "name", "title"):
                 if len({getattr(route, attribute) for route in shared} - {None}) > 1:
-                    raise ImproperlyConfigured(f"the routes of /{path} declare different {attribute}s")
+                    raise ImproperlyConfigured(f"the routes of /{path} must share one {attribute}")
 
 
 table = RouteTable()
