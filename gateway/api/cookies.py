@@ -10,6 +10,8 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
 from gateway.api.csrf import clear_csrf_cookie, new_csrf_token, set_csrf_cookie
 from gateway.api.refresh_cookie import (
@@ -106,3 +108,11 @@ def read_refresh_cookie(request: HttpRequest) -> str:
     if not token or not refresh_token_session(token):
         raise AuthenticationFailed("Invalid refresh token", code="invalid_refresh_token")
     return token
+
+
+class RefreshCookieRequired(BasePermission):
+    """The signed refresh cookie is present and intact (401 otherwise, before CSRF is looked at)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        read_refresh_cookie(request)
+        return True

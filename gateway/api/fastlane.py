@@ -1,18 +1,19 @@
 """The lean path of the hot read routes: the DRF views' checks and answers, without DRF's per-request machinery.
 
-`GET /api/user`, `GET /api/user/<id>` (with an `Authorization: Bearer` header) and `GET /.well-known/jwks.json`,
-asking for JSON, are answered without DRF's Request wrapper, content negotiation, view instance and serializer
-copies. Served by gateway.wsgi, `LeanFront` answers them before Django's handler, calling the same middleware
-hooks the handler would; `LeanRoutesMiddleware`, the innermost middleware, answers them inside Django's handler
-(the test client, or whenever the front steps aside).
+The routes declared `lean=True` (gateway/api/routes.py: `GET /api/user`, `GET /api/user/<id>`, `GET
+/.well-known/jwks.json`), asked for JSON (with an `Authorization: Bearer` header when the route needs a
+token), are answered without DRF's Request wrapper, content negotiation and view instance. Served by
+gateway.wsgi, `LeanFront` answers them before Django's handler, calling the same middleware hooks the handler
+would; `LeanRoutesMiddleware`, the innermost middleware, answers them inside Django's handler (the test client,
+or whenever the front steps aside).
 
-Both paths call the same code: `authenticate_request` (token, JWKS, session liveness), the view's permission
-and throttle classes, `users_page`/`user_by_id`/`jwks_response` (query validation, forwarding), the DRF
-exception handler (the error envelope and status mapping), the view's response headers (Allow, Vary),
-`default_cache_control` and the view's first renderer. Anything else takes the DRF path unchanged: other methods
-(HEAD and OPTIONS too), another Accept (the browsable API), `?format=`, no bearer header (cookies, anonymous),
-unknown or other paths. LEAN_ROUTES=false turns the lean path off. gateway/api/tests/test_fastlane.py holds
-both paths to identical answers.
+Both paths are built from the same declaration and call the same code: `authenticate_request` (token, JWKS,
+session liveness), the route's permission and throttle classes, `views.serve` (validation, forwarding, the
+answer), the DRF exception handler (the error envelope and status mapping), the view's response headers (Allow,
+Vary), `default_cache_control` and the first renderer of the settings. Anything else takes the DRF path
+unchanged: other methods (HEAD and OPTIONS too), another Accept (the browsable API), `?format=`, no bearer
+header (cookies, anonymous), unknown or other paths. LEAN_ROUTES=false turns the lean path off.
+gateway/api/tests/test_fastlane.py holds both paths to identical answers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from django.conf import settings
@@ -43,33 +44,30 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
-from rest_framework.utils.mediatypes import _MediaType
 
 from common.api.middleware import access_log, in_request_context
 from common.conf.context import accept_request_id, request_id_var, user_id_var
 from common.contracts.envelope import REQUEST_ID_HEADER
-from gateway.api import views
-from gateway.api.authentication import AccessTokenAuthentication, authenticate_request, authorization_header
+from gateway.api import jwks
+from gateway.api.authentication import authenticate_request, authorization_header
+from gateway.api.routing import table
+from gateway.api.views import RouteView, default_cache_control, serve
 
 Body = Callable[..., Response]
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
 
-# The bodies of the routes served here, by view: the same functions the views' get() call.
-BODIES: dict[type[views.GatewayView], Body] = {
-    views.UserCollectionView: lambda request: Response(views.users_page(request)),
-    views.UserDetailView: lambda request, user_id: Response(views.user_by_id(request, user_id)),
-    views.JwksView: lambda request: views.jwks_response(),
-}
-# Accept headers for which DRF's negotiation picks the first renderer with its own media type. Anything else
-# (text/html for the browsable API, parameters, q-values, lists) is negotiated by DRF.
-_PLAIN_ACCEPT = frozenset({"*/*", "application/json"})
+# The one media type the lean path renders: the first renderer of the settings must be JSON, without parameters.
+JSON = "application/json"
+# Accept headers for which DRF's negotiation picks that first renderer. Anything else (text/html for the
+# browsable API, parameters, q-values, lists) is negotiated by DRF.
+_PLAIN_ACCEPT = frozenset({"*/*", JSON})
 
 
 @dataclass(frozen=True)
 class LeanRoute:
-    """What DRF would do for a GET on one view, worked out once."""
+    """What DRF would do for a GET of one lean route, worked out once from its declaration."""
 
-    view_class: type[views.GatewayView]
+    view: RouteView  # set up for a GET: what the permission and throttle classes are given as the view
     body: Body
     authenticates: bool
     permissions: tuple[type[BasePermission], ...]
@@ -93,7 +91,7 @@ class LeanRoute:
         request.user = authenticated[0] if authenticated else None  # type: ignore[assignment,attr-defined]
         for permission_class in self.permissions:
             permission = permission_class()
-            if not permission.has_permission(request, self.view_class):  # type: ignore[arg-type]
+            if not permission.has_permission(request, self.view):  # type: ignore[arg-type]
                 if self.authenticates and authenticated is None:
                     raise exceptions.NotAuthenticated()
                 raise exceptions.PermissionDenied(
@@ -102,11 +100,11 @@ class LeanRoute:
         waits: list[float | None] = []
         for throttle_class in self.throttles:
             throttle = throttle_class()
-            if not throttle.allow_request(request, self.view_class):  # type: ignore[arg-type]
+            if not throttle.allow_request(request, self.view):  # type: ignore[arg-type]
                 waits.append(throttle.wait())
         if waits:
             raise exceptions.Throttled(max((wait for wait in waits if wait is not None), default=None))
-        return self.body(request, **kwargs)
+        return self.body(request, kwargs)
 
     def _handle_exception(self, exc: Exception, request: HttpRequest, kwargs: dict[str, Any]) -> Response:
         # APIView.handle_exception: 401 with the authenticator's challenge, the envelope from the handler.
@@ -123,7 +121,7 @@ class LeanRoute:
         return response
 
     def _finalize(self, response: Response, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponseBase:
-        # APIView.finalize_response + GatewayView's Cache-Control, then the render Django's handler would do.
+        # APIView.finalize_response + RouteView's Cache-Control, then the render Django's handler would do.
         response.accepted_renderer = self.renderer
         response.accepted_media_type = self.renderer.media_type
         response.renderer_context = self._context(request, kwargs)  # type: ignore[attr-defined]
@@ -131,7 +129,7 @@ class LeanRoute:
             patch_vary_headers(response, self.vary)
         for name, value in self.headers.items():
             response[name] = value
-        views.default_cache_control(response)
+        default_cache_control(response)
         response.render()
         return response
 
@@ -139,34 +137,37 @@ class LeanRoute:
         return {"view": None, "args": (), "kwargs": kwargs, "request": request}
 
 
-def lean_route(view_class: type[views.GatewayView], body: Body) -> LeanRoute | None:
-    """The lean route of a view, or None when its GET needs something only DRF does (then DRF serves it)."""
-    authentication = list(view_class.authentication_classes)
+def lean_route(view_class: type[RouteView]) -> LeanRoute | None:
+    """The lean route of a view's GET, or None when it is not declared lean or the settings ask for something
+    only DRF does (then DRF serves it)."""
+    route = view_class.route_for("GET")
     renderers = list(view_class.renderer_classes)
     if (
-        authentication not in ([], [AccessTokenAuthentication])
+        route is None
+        or not route.lean
         or not renderers
-        or _MediaType(renderers[0].media_type).params
+        or renderers[0].media_type != JSON
         or view_class.content_negotiation_class is not DefaultContentNegotiation
         or view_class.versioning_class is not None
-        # A scoped throttle reads the parsed body, which only DRF's Request has.
-        or getattr(view_class, "throttle_scope", None)
     ):
         return None
+    probe = HttpRequest()
+    probe.method = "GET"
     view = view_class()
-    view.setup(HttpRequest())  # as View.as_view does: a view with get() also answers HEAD (the Allow header)
+    view.setup(probe)  # as View.as_view does: a view with get() also answers HEAD (the Allow header)
     headers = dict(view.default_response_headers)
     vary = headers.pop("Vary", None)
+    authenticators = view.get_authenticators()
     return LeanRoute(
-        view_class=view_class,
-        body=body,
-        authenticates=bool(authentication),
-        permissions=tuple(view_class.permission_classes_for("GET")),
-        throttles=tuple(view_class.throttle_classes),
+        view=view,
+        body=partial(serve, route),
+        authenticates=bool(authenticators),
+        permissions=route.permissions,
+        throttles=route.access.throttles,
         renderer=renderers[0](),
         headers=headers,
         vary=tuple(part.strip() for part in vary.split(",")) if vary else (),
-        challenge=authentication[0]().authenticate_header(None) if authentication else None,  # type: ignore[arg-type]
+        challenge=authenticators[0].authenticate_header(None) if authenticators else None,  # type: ignore[arg-type]
     )
 
 
@@ -176,24 +177,27 @@ def _has_bearer_header(request: HttpRequest) -> bool:
     return bool(parts) and parts[0].lower() == b"bearer"
 
 
-def lean_routes() -> dict[Any, LeanRoute]:
-    """The lean routes by view class (built once: they depend on the views and the DRF settings only)."""
-    global _routes
-    if _routes is None:
-        built = {view_class: lean_route(view_class, body) for view_class, body in BODIES.items()}
-        _routes = {view_class: route for view_class, route in built.items() if route is not None}
-    return _routes
+# The lean route of each route view (worked out once: it depends on the declaration and the DRF settings only).
+_lean_routes: dict[type[RouteView], LeanRoute | None] = {}
+_lean_version = -1
 
 
-_routes: dict[Any, LeanRoute] | None = None
+def _lean_route(view_class: type[RouteView]) -> LeanRoute | None:
+    global _lean_version
+    if _lean_version != table.version:
+        _lean_routes.clear()
+        _lean_version = table.version
+    if view_class not in _lean_routes:
+        _lean_routes[view_class] = lean_route(view_class)
+    return _lean_routes[view_class]
 
 
 def lean_match(request: HttpRequest) -> tuple[LeanRoute, dict[str, Any]] | None:
     """The lean route that serves this request and its arguments; None: DRF serves it. Reads, changes nothing."""
     if request.method != "GET" or request.META.get("HTTP_ACCEPT", "*/*") not in _PLAIN_ACCEPT:
         return None
-    view_class, kwargs = _resolved(request.path_info, getattr(request, "urlconf", None))
-    route = lean_routes().get(view_class)
+    view_class, kwargs = _resolved(request.path_info, getattr(request, "urlconf", None), table.version)
+    route = _lean_route(view_class) if view_class is not None else None
     if route is None or api_settings.URL_FORMAT_OVERRIDE in request.GET:
         return None
     if route.authenticates and not _has_bearer_header(request):
@@ -307,7 +311,7 @@ class LeanFront:
         if environ.get("SCRIPT_NAME"):
             return None
         # Only a fresh document already cached: looking never fetches, so the full path fetches (and logs) alike.
-        return views.get_jwks().current_document()
+        return jwks.get_jwks().current_document()
 
     @staticmethod
     def _replay_key(environ: dict[str, Any]) -> tuple[Any, ...]:
@@ -363,13 +367,19 @@ def _never_called(request: HttpRequest) -> HttpResponseBase:
 
 
 @lru_cache(maxsize=4096)
-def _resolved(path: str, urlconf: str | None) -> tuple[type | None, tuple[tuple[str, Any], ...]]:
-    """The view class a path routes to (None: no class-based view) and its arguments, as Django resolves it."""
+def _resolved(
+    path: str, urlconf: str | None, version: int
+) -> tuple[type[RouteView] | None, tuple[tuple[str, Any], ...]]:
+    """The route view a path routes to (None: another view) and its arguments, as Django resolves it with the
+    route table at `version`."""
     try:
         match = resolve(path, urlconf=urlconf)
     except Resolver404:
         return None, ()
-    return getattr(match.func, "view_class", None), tuple(match.kwargs.items())
+    view_class = getattr(match.func, "view_class", None)
+    if not (isinstance(view_class, type) and issubclass(view_class, RouteView)):
+        return None, ()
+    return view_class, tuple(match.kwargs.items())
 
 
 @receiver(setting_changed)

@@ -21,11 +21,6 @@ def security(*schemes: str) -> Any:
     return [{name: [] for name in schemes}] if schemes else []
 
 
-PUBLIC = security()
-BEARER_ONLY = security(BEARER)
-BEARER_AND_CSRF = security(BEARER, CSRF_HEADER)
-REFRESH_AND_CSRF = security(REFRESH_COOKIE, CSRF_HEADER)
-
 _DESCRIPTIONS = {
     400: "Invalid input (validation errors list each field under `fields`).",
     401: "Missing, invalid or expired credentials.",
@@ -41,9 +36,12 @@ _DESCRIPTIONS = {
 
 def errors(*statuses: int) -> dict[int, Any]:
     """Error responses of an operation; 503 and 504 apply to every forwarded request."""
-    return {
-        status: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[status]) for status in (*statuses, 503, 504)
-    }
+    return errors_only(*statuses, 503, 504)
+
+
+def errors_only(*statuses: int) -> dict[int, Any]:
+    """Error responses of an operation, exactly these."""
+    return {status: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[status]) for status in statuses}
 
 
 class AccessTokenScheme(OpenApiAuthenticationExtension):

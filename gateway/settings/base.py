@@ -33,6 +33,9 @@ MIDDLEWARE = [
 # LEAN_ROUTES=false sends those routes through DRF too (same answers, more CPU per request).
 LEAN_ROUTES = env_bool("LEAN_ROUTES", True)
 
+# Modules whose `ROUTES` (gateway.api.routing.Route) the gateway serves: SPEC §2's, then any a deployment adds.
+GATEWAY_ROUTE_MODULES = ["gateway.api.routes", *env_list("GATEWAY_ROUTE_MODULES", [])]
+
 ROOT_URLCONF = "gateway.urls"
 WSGI_APPLICATION = "gateway.wsgi.application"
 NATS_HANDLERS_MODULE = "gateway.handlers"

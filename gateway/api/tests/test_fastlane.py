@@ -24,7 +24,7 @@ from django.test import RequestFactory, override_settings
 
 from common.contracts.errors import ServiceUnavailable
 from devstack.testing.stack import RunningStack
-from gateway.api import fastlane, views
+from gateway.api import fastlane, jwks
 from gateway.api.jwks import JwksCache
 from gateway.api.tests.e2e import Account, Api, eventually, gateway_pointed_at, logged_in, registered
 from gateway.api.tests.tokens import (
@@ -292,8 +292,8 @@ def test_jwks_answers_are_replayed_while_the_document_is_current(
         replayed.append("hit" if answer is not None else "miss")
         return answer
 
-    cache = JwksCache(fetch=views.get_jwks().fetch)  # empty: its first use fetches
-    monkeypatch.setattr(views, "get_jwks", lambda: cache)
+    cache = JwksCache(fetch=jwks.get_jwks().fetch)  # empty: its first use fetches
+    monkeypatch.setattr(jwks, "get_jwks", lambda: cache)
     monkeypatch.setattr(fastlane.LeanFront, "_replay", spy)
     paths.same("/.well-known/jwks.json", lean=True)  # nothing cached yet: no replay looked for, not remembered
     assert replayed == []
@@ -310,7 +310,7 @@ def test_jwks_answers_are_replayed_while_the_document_is_current(
     paths.same("/.well-known/jwks.json", lean=True, headers={"Accept": "application/json"})
     assert replayed[-1] == "miss"
     # A refetched key set is a new document: the old answer is never replayed for it.
-    monkeypatch.setattr(views, "get_jwks", lambda: JwksCache(fetch=lambda: {"keys": []}))
+    monkeypatch.setattr(jwks, "get_jwks", lambda: JwksCache(fetch=lambda: {"keys": []}))
     looked = len(replayed)
     fresh = paths.same("/.well-known/jwks.json", lean=True)
     assert "hit" not in replayed[looked:] and status_of(fresh) in (200, 503)
@@ -321,7 +321,7 @@ def test_jwks_unavailable_answers_alike(paths: Paths, monkeypatch: pytest.Monkey
         raise ServiceUnavailable("No service is answering auth.jwks.get")
 
     # A cache of its own for each request, so both paths try (and log) the fetch alike.
-    monkeypatch.setattr(views, "get_jwks", lambda: JwksCache(fetch=unavailable))
+    monkeypatch.setattr(jwks, "get_jwks", lambda: JwksCache(fetch=unavailable))
     assert status_of(paths.same("/.well-known/jwks.json", lean=True)) == 503
 
 

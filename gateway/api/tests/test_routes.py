@@ -12,7 +12,7 @@ from django.test import Client, override_settings
 from django.utils.functional import lazy
 
 from common.contracts.errors import GatewayTimeout, ServiceUnavailable, TooManyRequests
-from gateway.api import forwarding, views
+from gateway.api import forwarding, jwks
 from gateway.api.csrf import new_csrf_token
 from gateway.api.jwks import JwksCache
 from gateway.api.renderers import OrjsonRenderer
@@ -141,7 +141,7 @@ def test_openapi_document_and_docs_are_public() -> None:
 
 def test_jwks_proxy_is_cacheable(monkeypatch: pytest.MonkeyPatch, signer: Signer) -> None:
     cache = JwksCache(fetch=lambda: {"keys": [signer.jwk()]})
-    monkeypatch.setattr(views, "get_jwks", lambda: cache)
+    monkeypatch.setattr(jwks, "get_jwks", lambda: cache)
     response = Client().get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert response["Cache-Control"] == "public, max-age=300"
@@ -155,7 +155,7 @@ def test_jwks_proxy_without_any_key_set_is_503(monkeypatch: pytest.MonkeyPatch) 
         raise ServiceUnavailable("No service is answering auth.jwks.get")
 
     cache = JwksCache(fetch=down)
-    monkeypatch.setattr(views, "get_jwks", lambda: cache)
+    monkeypatch.setattr(jwks, "get_jwks", lambda: cache)
     response = Client().get("/.well-known/jwks.json")
     assert response.status_code == 503
     assert response.json()["code"] == "jwks_unavailable"
