@@ -21,7 +21,7 @@ from gateway.api import fastlane
 from gateway.api.csrf import new_csrf_token
 from gateway.api.routing import BEARER, USER_ID, Route, registered
 from gateway.api.serializers import StrictSerializer
-from gateway.api.tests.tokens import Signer
+from gateway.api.tests.tokens import TEST_SUBJECT, Signer
 
 GREET = "test.extending.greet"
 GREETINGS = "test.extending.greetings"
@@ -91,11 +91,13 @@ def handled(service_bridge: Callable[..., Any]) -> Iterator[list[Request]]:
 @pytest.fixture
 def caller(trusted: Signer, live_session: Callable[[], str]) -> tuple[Client, str, dict[str, str]]:
     """A client with a live bearer token and the CSRF cookie; the caller's id; the headers to send."""
-    user_id = str(uuid.uuid4())
+    # The session belongs to the token's subject (the gateway refuses a live session of another user).
+    user_id = TEST_SUBJECT
     client = Client()
-    csrf = new_csrf_token()
+    sid = live_session()
+    csrf = new_csrf_token(sid)
     client.cookies["__Host-csrf"] = csrf
-    token = trusted.token(sid=live_session(), sub=user_id, roles=["user"])
+    token = trusted.token(sid=sid, sub=user_id, roles=["user"])
     return client, user_id, {"Authorization": f"Bearer {token}", "x-csrf-token": csrf}
 
 

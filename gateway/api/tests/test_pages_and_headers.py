@@ -18,7 +18,8 @@ from django.urls import path as route
 
 from devstack.testing.stack import REPO_ROOT
 from gateway import urls as gateway_urls
-from gateway.api import fastlane, views
+from gateway.api import fastlane
+from gateway.api import jwks as jwks_module
 from gateway.api.jwks import JwksCache
 from gateway.api.tests.tokens import Signer
 
@@ -44,7 +45,7 @@ def assets(html: str) -> list[str]:
 @pytest.fixture
 def jwks(monkeypatch: pytest.MonkeyPatch, signer: Signer) -> None:
     cache = JwksCache(fetch=lambda: {"keys": [signer.jwk()]})
-    monkeypatch.setattr(views, "get_jwks", lambda: cache)
+    monkeypatch.setattr(jwks_module, "get_jwks", lambda: cache)
 
 
 # --- the docs UI -------------------------------------------------------------------------------------------------
