@@ -29,8 +29,8 @@ os.environ.setdefault(
 )
 
 from bench import cases
+from devstack.layout import StackEnv
 from devstack.run import layout, prepare, start_processes, wait_ready
-from devstack.servers import StackEnv
 from devstack.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parents[1]

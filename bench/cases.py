@@ -20,8 +20,9 @@ import psutil
 import psycopg
 
 from bench.loadgen import Result, percentile, run_builtin, run_wrk, run_wrk_refresh, wrk_available
+from devstack.layout import StackEnv
+from devstack.procs import choose_port
 from devstack.run import AUTH, GATEWAY, HOST, dev_settings, port
-from devstack.servers import StackEnv, choose_port
 from devstack.supervisor import Supervisor
 from devstack.trust import identity_environ
 

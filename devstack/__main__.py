@@ -17,7 +17,9 @@ from types import FrameType
 from typing import cast
 
 from common.conf.nats_trust import write_deployment
-from devstack.servers import PROFILES, REPO_ROOT, DevStackError, Stack, StackEnv, ensure_databases
+from devstack.layout import PROFILES, REPO_ROOT, DevStackError, StackEnv
+from devstack.servers import ensure_databases
+from devstack.stack import Stack
 from devstack.supervisor import acquire_run_lock, exit_status, release_run_lock, run_lock_holder
 
 RUN_DATABASES = ("gateway", "auth", "main")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from common.conf.nats_trust import OPERATOR, identity_of
 from common.conf.processes import AUTH, GATEWAY, MAIN, PROCESSES, Options, Process, Service, argv
-from devstack.servers import Layout, StackEnv
+from devstack.layout import Layout, StackEnv
 from devstack.supervisor import Supervisor
 from devstack.trust import identity_environ
 

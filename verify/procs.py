@@ -13,7 +13,9 @@ from pathlib import Path
 
 import psutil
 
-from devstack.servers import Layout, NatsServer, read_pid, write_pid
+from devstack.layout import Layout
+from devstack.procs import read_pid, write_pid
+from devstack.servers import NatsServer
 from devstack.testing.stack import StackProcess, start_process
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

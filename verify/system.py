@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.servers import Layout
+from devstack.layout import Layout
 from devstack.testing.stack import (
     RunningStack,
     StackProcess,

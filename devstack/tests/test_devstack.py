@@ -34,7 +34,8 @@ from devstack import (
     release_run_lock,
     run_lock_holder,
 )
-from devstack.servers import REPO_ROOT, RESERVED_PORTS, Layout, choose_port, port_answers, port_is_free
+from devstack.layout import REPO_ROOT, RESERVED_PORTS, Layout
+from devstack.procs import choose_port, port_answers, port_is_free
 
 URL_VARS = ("DATABASE_URL", "REDIS_URL", "NATS_URL")
 TEST_PID_FILES = ["nats.pid", "postgres.pid", "redis.pid"]

@@ -9,7 +9,7 @@ import pytest
 
 from common.conf.processes import AUTH
 from devstack import run
-from devstack.servers import PROFILE_ENV, PROFILES, StackEnv
+from devstack.layout import PROFILE_ENV, PROFILES, StackEnv
 from devstack.supervisor import Supervisor
 
 STACK = StackEnv("postgresql://postgres@127.0.0.1:1/postgres", "redis://127.0.0.1:1/0", "nats://127.0.0.1:1")

@@ -30,7 +30,8 @@ import psycopg
 from nats.js.errors import NotFoundError
 
 from common.messaging.client import open_connection
-from devstack.servers import NatsServer, choose_port
+from devstack.procs import choose_port
+from devstack.servers import NatsServer
 from devstack.testing.stack import (
     REPO_ROOT,
     SETTINGS,
