@@ -23,6 +23,7 @@ from auth_service.accounts.policies import (
     sorted_roles,
 )
 from auth_service.accounts.services import registration, sessions, signing_keys, users
+from common.admin import ReadOnlyAdmin
 from common.contracts.errors import ServiceError
 from common.contracts.roles import ADMINS, ROLES, SYS_ADMIN
 from common.outbox.models import OutboxEvent
@@ -258,36 +259,18 @@ class UserAdmin(admin.ModelAdmin):
 
 
 @admin.register(Role)
-class RoleAdmin(admin.ModelAdmin):
+class RoleAdmin(ReadOnlyAdmin):
     list_display = ["name", "rank", "description"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(ReadOnlyAdmin):
     list_display = ["kid", "state", "created_at", "activated_at", "retired_at"]
     list_filter = ["state"]
     # The private key never leaves the database through the admin.
     fields = ("kid", "state", "public_jwk", "created_at", "activated_at", "retired_at")
     readonly_fields = ("kid", "state", "public_jwk", "created_at", "activated_at", "retired_at")
     actions = ["rotate"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.action(description="Rotate the signing keys now (select any key)")
     def rotate(self, request: HttpRequest, queryset: QuerySet[SigningKey]) -> None:
@@ -311,7 +294,7 @@ class PublishedFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(ReadOnlyAdmin):
     list_display = ["id", "event_type", "aggregate_id", "created_at", "published_at", "attempts"]
     list_filter = [PublishedFilter, "event_type"]
     search_fields = ["aggregate_id", "event_id"]
@@ -327,12 +310,3 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "last_error",
         "next_attempt_at",
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from auth_service.audit.models import SecurityEvent
 from auth_service.audit.selectors import security_event_search
+from common.admin import ReadOnlyAdmin
 
 
 @admin.register(SecurityEvent)
-class SecurityEventAdmin(admin.ModelAdmin):
+class SecurityEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "kind", "outcome", "reason", "user_id", "actor_id", "ip", "request_id"]
     list_filter = ["kind", "outcome", ("created_at", admin.DateFieldListFilter)]
     date_hierarchy = "created_at"
@@ -41,12 +40,3 @@ class SecurityEventAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[SecurityEvent], search_term: str
     ) -> tuple[QuerySet[SecurityEvent], bool]:
         return security_event_search(queryset, search_term), False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

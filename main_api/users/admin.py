@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
+from common.admin import ReadOnlyAdmin
 from main_api.users.models import User
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class UserAdmin(ReadOnlyAdmin):
     list_display = (
         "username",
         "name",
@@ -28,12 +26,3 @@ class UserAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ordering = ("created_at", "id")
     list_per_page = 50
     show_full_result_count = False  # one COUNT per page is enough on a large table
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
