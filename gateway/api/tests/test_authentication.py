@@ -9,6 +9,7 @@ import pytest
 from django.test import Client, override_settings
 
 from common.conf.logging import set_service_log_level
+from devstack.testing.envelopes import envelope
 from gateway.api import authentication
 from gateway.api.tests.tokens import UNREACHABLE_REDIS, Signer
 
@@ -43,12 +44,7 @@ def test_ended_session_makes_the_token_useless_at_once(trusted: Signer, live_ses
     get_redis_connection("default").delete(session_key(sid))
     response = Client().get(LOG_LEVEL, headers=bearer(token))
     assert response.status_code == 401
-    assert response.json() == {
-        "statusCode": 401,
-        "error": "Unauthorized",
-        "message": "Invalid or expired access token",
-        "code": "invalid_token",
-    }
+    assert response.json() == envelope(401, "Invalid or expired access token", "invalid_token")
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 

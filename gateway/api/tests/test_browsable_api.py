@@ -13,6 +13,7 @@ from django_redis import get_redis_connection
 
 from common.contracts import subjects
 from common.contracts.sessions import session_key
+from devstack.testing.envelopes import envelope
 from gateway.api import forwarding
 from gateway.api.cookies import ACCESS_COOKIE, clear_auth_cookies
 from gateway.api.csrf import new_csrf_token
@@ -213,12 +214,7 @@ def test_an_unsafe_request_with_the_cookie_needs_the_csrf_header(
 
     for response in (missing, wrong):
         assert response.status_code == 403
-        assert response.json() == {
-            "statusCode": 403,
-            "error": "Forbidden",
-            "message": "Invalid or missing CSRF token",
-            "code": "csrf_failed",
-        }
+        assert response.json() == envelope(403, "Invalid or missing CSRF token", "csrf_failed")
     assert right.status_code == 200, right.content
     assert right.json() == {"service": "gateway", "level": "INFO"}
 

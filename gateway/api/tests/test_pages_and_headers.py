@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory, override_settings
 from django.urls import path as route
 
+from devstack.testing.envelopes import envelope
 from devstack.testing.stack import REPO_ROOT
 from gateway import urls as gateway_urls
 from gateway.api import fastlane
@@ -215,9 +216,4 @@ def test_a_server_error_is_the_500_envelope(accept: str | None) -> None:
     response = Client(raise_request_exception=False).get("/crash", headers=headers)
     assert response.status_code == 500
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {
-        "statusCode": 500,
-        "error": "Internal Server Error",
-        "message": "Internal server error",
-        "code": "internal_error",
-    }
+    assert response.json() == envelope(500, "Internal server error", "internal_error")

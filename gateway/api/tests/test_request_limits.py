@@ -7,6 +7,7 @@ from django.test import Client, override_settings
 
 from common.api.parsers import MAX_DEPTH
 from common.contracts.errors import reason_phrase
+from devstack.testing.envelopes import envelope
 
 
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024)
@@ -46,9 +47,4 @@ def test_nesting_within_the_bound_is_validated_as_usual() -> None:
 def test_foreign_host_is_400_envelope() -> None:
     response = Client(HTTP_HOST="evil.example").get("/api/user")
     assert response.status_code == 400
-    assert response.json() == {
-        "statusCode": 400,
-        "error": "Bad Request",
-        "message": "Bad Request",
-        "code": "bad_request",
-    }
+    assert response.json() == envelope(400, "Bad Request", "bad_request")

@@ -12,6 +12,7 @@ from django.test import Client, override_settings
 from django.utils.functional import lazy
 
 from common.contracts.errors import GatewayTimeout, ServiceUnavailable, TooManyRequests
+from devstack.testing.envelopes import envelope
 from gateway.api import forwarding, jwks
 from gateway.api.csrf import new_csrf_token
 from gateway.api.jwks import JwksCache
@@ -26,12 +27,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_unknown_route_is_404_envelope() -> None:
     response = Client().get("/api/nothing-here")
     assert response.status_code == 404
-    assert response.json() == {
-        "statusCode": 404,
-        "error": "Not Found",
-        "message": "Cannot GET /api/nothing-here",
-        "code": "not_found",
-    }
+    assert response.json() == envelope(404, "Cannot GET /api/nothing-here", "not_found")
 
 
 def test_wrong_method_is_405_envelope() -> None:
