@@ -4,6 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from common.conf.env import REPO_ROOT, env, env_bool, env_float, env_int
 from common.conf.settings import (
+    admin_console_settings,
     celery_settings,
     common_settings,
     drf_settings,
@@ -49,31 +50,9 @@ AUTH_USER_MODEL = "accounts.User"
 # Admin console logins share the API login's failure budget and security log.
 AUTHENTICATION_BACKENDS = ["auth_service.accounts.backends.AdminLoginBackend"]
 
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ]
-        },
-    }
-]
+globals().update(admin_console_settings("auth"))
 
 REST_FRAMEWORK = drf_settings()
-
-# Admin sessions live in Redis with the rest of the auth service's ephemeral state.
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
-SESSION_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
-CSRF_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
-# Cookies ignore ports: on one development host (:8000-8002) each admin needs names of its own, or logging in to
-# one logs the browser out of the other.
-SESSION_COOKIE_NAME = "auth_sessionid"
-CSRF_COOKIE_NAME = "auth_csrftoken"
 
 # argon2id (libsodium) at one of OWASP's equivalent minimum configurations, m=7 MiB, t=5, p=1 by default; hashes
 # of other parameters (the former m=19 MiB, t=2) verify and are upgraded at the next login. PBKDF2 kept only to

@@ -71,6 +71,34 @@ def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
     }
 
 
+def admin_console_settings(service: str) -> dict[str, Any]:
+    """A service's Django admin: templates, sessions in the cache (Redis), and cookies of its own."""
+    secure = env_bool("COOKIE_SECURE", True)
+    return {
+        "TEMPLATES": [
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "DIRS": [],
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        "SESSION_ENGINE": "django.contrib.sessions.backends.cache",
+        "SESSION_COOKIE_SECURE": secure,
+        "CSRF_COOKIE_SECURE": secure,
+        # Cookies ignore ports: on one development host (:8000-8002) each admin needs names of its own, or logging
+        # in to one logs the browser out of the other.
+        "SESSION_COOKIE_NAME": f"{service}_sessionid",
+        "CSRF_COOKIE_NAME": f"{service}_csrftoken",
+    }
+
+
 def drf_settings(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "EXCEPTION_HANDLER": "common.api.exceptions.exception_handler",

@@ -1,7 +1,7 @@
 """main_api settings read from the environment."""
 
 from common.conf.env import env, env_bool, env_float, env_int, env_list
-from common.conf.settings import common_settings, drf_settings, user_events_stream_settings
+from common.conf.settings import admin_console_settings, common_settings, drf_settings, user_events_stream_settings
 
 globals().update(common_settings("main", debug_default=False))
 
@@ -33,29 +33,9 @@ ROOT_URLCONF = "main_api.urls"
 WSGI_APPLICATION = "main_api.wsgi.application"
 NATS_HANDLERS_MODULE = "main_api.handlers"
 
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ]
-        },
-    }
-]
+globals().update(admin_console_settings("main"))
 
 REST_FRAMEWORK = drf_settings()
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
-SESSION_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
-CSRF_COOKIE_SECURE = env_bool("COOKIE_SECURE", True)
-# Cookies ignore ports: on one development host (:8000-8002) each admin needs names of its own, or logging in to
-# one logs the browser out of the other.
-SESSION_COOKIE_NAME = "main_sessionid"
-CSRF_COOKIE_NAME = "main_csrftoken"
 
 # Identity events: the stream (created or updated by `provision_streams`; the auth service reads the same names)
 # and main_api's durable pull consumer of it. Tests give each run its own stream, prefix and durable.
