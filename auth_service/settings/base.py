@@ -4,9 +4,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from common.conf.env import REPO_ROOT, env, env_bool, env_float, env_int
 from common.conf.settings import (
+    CONSOLE_APPS,
     admin_console_settings,
     celery_settings,
     common_settings,
+    console_middleware,
     drf_settings,
     outbox_settings,
     token_settings,
@@ -17,31 +19,9 @@ globals().update(common_settings("auth", debug_default=False))
 globals().update(token_settings())
 globals().update(celery_settings(redis_url=globals()["REDIS_URL"]))
 
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "django.contrib.postgres",
-    "common.messaging",
-    "common.outbox",
-    "auth_service.accounts",
-    "auth_service.audit",
-]
+INSTALLED_APPS = [*CONSOLE_APPS, "common.outbox", "auth_service.accounts", "auth_service.audit"]
 
-MIDDLEWARE = [
-    "common.api.middleware.RequestContextMiddleware",
-    "auth_service.audit.middleware.ClientContextMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-]
+MIDDLEWARE = console_middleware("auth_service.audit.middleware.ClientContextMiddleware")
 
 ROOT_URLCONF = "auth_service.urls"
 WSGI_APPLICATION = "auth_service.wsgi.application"

@@ -71,6 +71,35 @@ def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
     }
 
 
+# The apps of a service with a Django admin console (auth_service, main_api); each adds its own after these.
+CONSOLE_APPS = (
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "common.messaging",
+)
+
+
+def console_middleware(*after_request_context: str) -> list[str]:
+    """The middleware of a service with an admin console; `after_request_context` runs right after the request id
+    is set (the auth service records the caller's address for its security log there)."""
+    return [
+        "common.api.middleware.RequestContextMiddleware",
+        *after_request_context,
+        "django.middleware.security.SecurityMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    ]
+
+
 def admin_console_settings(service: str) -> dict[str, Any]:
     """A service's Django admin: templates, sessions in the cache (Redis), and cookies of its own."""
     secure = env_bool("COOKIE_SECURE", True)

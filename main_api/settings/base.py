@@ -1,33 +1,20 @@
 """main_api settings read from the environment."""
 
 from common.conf.env import env, env_bool, env_float, env_int, env_list
-from common.conf.settings import admin_console_settings, common_settings, drf_settings, user_events_stream_settings
+from common.conf.settings import (
+    CONSOLE_APPS,
+    admin_console_settings,
+    common_settings,
+    console_middleware,
+    drf_settings,
+    user_events_stream_settings,
+)
 
 globals().update(common_settings("main", debug_default=False))
 
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "django.contrib.postgres",
-    "common.messaging",
-    "common.inbox",
-    "main_api.users",
-]
+INSTALLED_APPS = [*CONSOLE_APPS, "common.inbox", "main_api.users"]
 
-MIDDLEWARE = [
-    "common.api.middleware.RequestContextMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-]
+MIDDLEWARE = console_middleware()
 
 ROOT_URLCONF = "main_api.urls"
 WSGI_APPLICATION = "main_api.wsgi.application"
