@@ -31,7 +31,7 @@ CONNECTIONS = int(os.environ.get("SCALE_MEASURE_CONNECTIONS", "16"))
 OUT = REPO_ROOT / "var" / "scale" / "measure.json"
 SEED_EMAIL, SEED_PASSWORD = "user@test.com", os.environ.get("SEED_PASSWORD", "Password123!")
 # The cases measure throughput from one address on purpose; production throttles would answer 429 instead.
-UNTHROTTLED = "login.ip=100000000/10m,login.account=100000000/10m"
+UNTHROTTLED = "login.ip=100000000/10m,login.account-source=100000000/10m"
 
 
 @dataclass(frozen=True)

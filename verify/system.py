@@ -41,7 +41,7 @@ SERVERS = ("nats", "redis", "postgres")
 UNTHROTTLED = ",".join(
     f"{scope}.{kind}=1000000/10m"
     for scope in ("signup", "login", "verify-account", "resend-verification", "recover-credentials", "reset-password")
-    for kind in ("ip", "account")
+    for kind in ("ip", "account", "account-source")
 )
 READY_TIMEOUT = 60.0
 

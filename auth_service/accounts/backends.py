@@ -19,4 +19,5 @@ class AdminLoginBackend(ModelBackend):
     ) -> User | None:
         if username is None or password is None:
             return None
-        return login.admin_authenticate(email=username, password=password)
+        ip = str(request.META.get("REMOTE_ADDR") or "") if request is not None else ""
+        return login.admin_authenticate(email=username, password=password, ip=ip or None)

@@ -64,11 +64,16 @@ REFRESH_TOKEN_SECRET = env("REFRESH_TOKEN_SECRET", "dev-insecure-refresh-secret-
 REFRESH_REUSE_GRACE_SECONDS = env_int("REFRESH_REUSE_GRACE_SECONDS", 10)
 VERIFICATION_CODE_TTL_SECONDS = env_int("VERIFICATION_CODE_TTL_SECONDS", 600)
 VERIFICATION_CODE_MAX_ATTEMPTS = env_int("VERIFICATION_CODE_MAX_ATTEMPTS", 5)
+# Code checks per account in a fixed window, across every code reissued in it (a resend does not reset it).
+VERIFICATION_FAILURE_LIMIT = env_int("VERIFICATION_FAILURE_LIMIT", 10)
+VERIFICATION_FAILURE_WINDOW_SECONDS = env_int("VERIFICATION_FAILURE_WINDOW_SECONDS", 3600)
 RECOVERY_TOKEN_TTL_SECONDS = env_int("RECOVERY_TOKEN_TTL_SECONDS", 3600)
 # recover-credentials takes at least this long, whether or not the account exists (no timing enumeration).
 RECOVERY_MIN_DURATION_SECONDS = env_float("RECOVERY_MIN_DURATION_SECONDS", 0.25)
-# Failed logins per account (id, or slug when unknown) in a fixed window; the window always expires.
+# Failed logins per account (id, or slug when unknown) and source (IPv4 address or IPv6 /64) in a fixed window; the
+# window always expires. Past LOGIN_ACCOUNT_FAILURE_LIMIT failures from all sources, each source gets one per window.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 100)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
 
 # Signing keys: rotated on a schedule; a retired key stays published longer than an access token lives.

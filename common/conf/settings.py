@@ -68,6 +68,8 @@ def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
         "SECURE_CONTENT_TYPE_NOSNIFF": True,
         "X_FRAME_OPTIONS": "DENY",
         "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("MAX_BODY_BYTES", 1024 * 1024),
+        # POSTs to a Django admin login form per client (IPv4 address or IPv6 /64): AdminLoginThrottleMiddleware.
+        "ADMIN_LOGIN_RATE": env("ADMIN_LOGIN_RATE", "50/10m"),
     }
 
 
@@ -90,6 +92,8 @@ def console_middleware(*after_request_context: str) -> list[str]:
     return [
         "common.api.middleware.RequestContextMiddleware",
         *after_request_context,
+        # The admin login's per-IP limit, before Django's login view runs.
+        "common.api.admin_throttle.AdminLoginThrottleMiddleware",
         "django.middleware.security.SecurityMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",

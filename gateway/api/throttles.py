@@ -1,105 +1,37 @@
 """Fixed-window throttles in Redis, per client IP and per account, for the public identity routes.
 
-One pipelined round trip per request counts every key that applies. Windows are aligned to the clock, so a
-burst at a window's edge can reach twice the rate for a moment; the limits are sized with that in mind, and
-nothing is ever locked for longer than one window.
+One pipelined round trip per request counts every key that applies. A client is its IPv4 address or its IPv6 /64.
+The per-account bucket of a scope can count the account as a whole (`<scope>.account`) or the account as seen from
+one client (`<scope>.account-source`): login uses the latter, so a stranger's requests for an account never spend
+the owner's budget; the auth service keeps the account's own failure budget behind it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import re
 import time
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from common.contracts.errors import ServiceUnavailable
+from common.throttling import Bucket, Rate, bucket_for, count_hits, parse_rate, throttle_source
 from gateway.api.forwarding import client_ip
 
-log = logging.getLogger(__name__)
-
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\w*\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 KEY_PREFIX = "gw:thr"
 
-
-@dataclass(frozen=True)
-class Rate:
-    limit: int
-    window: int
-
-
-@lru_cache(maxsize=64)
-def parse_rate(text: str) -> Rate:
-    """'300/10m' → 300 per 600 s; '5/s', '20/2h', '100/day' also work."""
-    match = _RATE.match(text)
-    if not match:
-        raise ValueError(f"bad throttle rate {text!r}; expected '<limit>/<count><s|m|h|d>'")
-    limit, count, unit = int(match.group(1)), int(match.group(2) or 1), match.group(3)
-    if count <= 0:
-        raise ValueError(f"bad throttle rate {text!r}: empty window")
-    return Rate(limit=limit, window=count * _UNIT_SECONDS[unit])
-
-
-def _digest(value: str) -> str:
-    # Keys carry no e-mail address or token in clear.
-    return hashlib.blake2b(value.encode(), digest_size=16).hexdigest()
-
-
-@dataclass(frozen=True)
-class Bucket:
-    key: str
-    rate: Rate
-    retry_after: int
+__all__ = ["KEY_PREFIX", "Bucket", "IdentityThrottle", "Rate", "buckets_for", "count_hits", "parse_rate"]
 
 
 def buckets_for(scope: str, identities: dict[str, str], *, now: float) -> list[Bucket]:
-    """The counters a request of `scope` increments: one per kind (ip, account) that has an identity and a rate."""
+    """The counters a request of `scope` increments: one per kind (ip, account, ...) with an identity and a rate."""
     rates: dict[str, str] = settings.THROTTLE_RATES
     buckets: list[Bucket] = []
     for kind, identity in identities.items():
         text = rates.get(f"{scope}.{kind}")
-        if not text or not identity:
-            continue
-        rate = parse_rate(text)
-        window_index, elapsed = divmod(int(now), rate.window)
-        buckets.append(
-            Bucket(
-                key=f"{KEY_PREFIX}:{scope}:{kind}:{_digest(identity)}:{window_index}",
-                rate=rate,
-                retry_after=rate.window - elapsed,
-            )
-        )
+        if text and identity:
+            buckets.append(bucket_for(f"{KEY_PREFIX}:{scope}:{kind}", identity, parse_rate(text), now=now))
     return buckets
-
-
-def count_hits(buckets: list[Bucket]) -> int | None:
-    """Count this request in every bucket; the seconds to wait if any is over its limit, else None."""
-    if not buckets:
-        return None
-    from django_redis import get_redis_connection
-
-    try:
-        pipe = get_redis_connection("default").pipeline(transaction=False)
-        for bucket in buckets:
-            pipe.incr(bucket.key)
-            pipe.expire(bucket.key, bucket.retry_after + 1)
-        results = pipe.execute()
-    except RedisError as exc:
-        # Fail closed: an outage must not turn into unlimited password guessing.
-        log.error("throttle store unavailable", extra={"error": type(exc).__name__})
-        raise ServiceUnavailable("Throttle store unavailable") from exc
-    waits = [
-        bucket.retry_after for bucket, hits in zip(buckets, results[::2], strict=True) if int(hits) > bucket.rate.limit
-    ]
-    return max(waits) if waits else None
 
 
 class IdentityThrottle(BaseThrottle):
@@ -113,10 +45,9 @@ class IdentityThrottle(BaseThrottle):
         # Only requests the view actually serves count (a GET on /api/login is a 405, not a login attempt).
         if not scope or request.method == "OPTIONS" or not hasattr(view, (request.method or "").lower()):
             return True
-        identities = {
-            "ip": client_ip(request),
-            "account": _account(request, getattr(view, "throttle_account_field", None)),
-        }
+        source = throttle_source(client_ip(request))
+        account = _account(request, getattr(view, "throttle_account_field", None))
+        identities = {"ip": source, "account": account, "account-source": f"{account}\n{source}" if account else ""}
         self._wait = count_hits(buckets_for(scope, identities, now=time.time()))
         return self._wait is None
 

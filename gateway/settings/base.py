@@ -139,14 +139,16 @@ JWKS_FETCH_TIMEOUT_SECONDS = env_float("JWKS_FETCH_TIMEOUT_SECONDS", 2.0)
 # Clock skew tolerated between the auth service (issuer) and the gateway when checking exp/iat.
 JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 5)
 
-# Throttles: "<limit>/<window>" per scope and key kind (ip, account); windows take s, m, h or d with a count.
-# The development defaults let one IP make 300+ sign-ups and logins and 50+ recoveries in 10 minutes; failed
-# logins per account are cut off by the auth service. THROTTLE_RATES="login.ip=5/1m,..." overrides entries.
+# Throttles: "<limit>/<window>" per scope and key kind (ip: a client's IPv4 address or IPv6 /64; account; or
+# account-source: one account as seen from one client); windows take s, m, h or d with a count. The development
+# defaults let one IP make 300+ sign-ups and logins and 50+ recoveries in 10 minutes. Logins are limited per account
+# and client only, so a stranger's requests never lock the owner out; the auth service counts the failures per
+# account and source behind it. THROTTLE_RATES="login.ip=5/1m,..." overrides entries.
 THROTTLE_RATES = {
     "signup.ip": "500/10m",
     "signup.account": "10/10m",
     "login.ip": "500/10m",
-    "login.account": "100/10m",
+    "login.account-source": "100/10m",
     "verify-account.ip": "500/10m",
     "verify-account.account": "30/10m",
     "resend-verification.ip": "200/10m",

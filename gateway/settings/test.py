@@ -11,4 +11,4 @@ from gateway.settings.base import *
 
 # The suite logs in as the seeded accounts many times across runs; the per-account login limit is not under test
 # there (a dedicated test lowers it with override_settings).
-THROTTLE_RATES["login.account"] = "1000/10m"
+THROTTLE_RATES["login.account-source"] = "1000/10m"

@@ -12,12 +12,7 @@ from auth_service.accounts.hashers import dummy_verify
 from auth_service.accounts.models import User
 from auth_service.accounts.services._common import FAILURE, Kind
 from auth_service.accounts.services.sessions import TokenPair, session_open
-from auth_service.accounts.throttle import (
-    login_failure_key,
-    login_failure_record,
-    login_failures_reset,
-    login_retry_after,
-)
+from auth_service.accounts.throttle import login_attempt_refund, login_attempt_reserve
 from auth_service.audit.services import security_event_record
 from common.contracts.errors import BadRequest, TooManyRequests, Unauthorized
 
@@ -30,29 +25,28 @@ TOO_MANY_LOGINS = "Too many failed login attempts, try again later"
 
 
 def user_authenticate(*, slug: str, password: str, ip: str | None, user_agent: str | None) -> TokenPair:
-    """Log in by e-mail or username: one generic 401 for every failure, a per-account failure budget, a new session."""
+    """Log in by e-mail or username: one generic 401 for every failure, a failure budget per account and source
+    reserved before the password is checked, a new session."""
     user = selectors.user_get_by_slug(slug)
-    throttle_key = login_failure_key(user_id=str(user.id) if user else None, slug=slug)
-    retry_after = login_retry_after(throttle_key)
-    if retry_after is not None:
+    attempt = login_attempt_reserve(user_id=str(user.id) if user else None, slug=slug, ip=ip)
+    if attempt.retry_after is not None:
         _login_failed(user=user, slug=slug, reason="throttled")
-        raise TooManyRequests(TOO_MANY_LOGINS, headers={"Retry-After": str(retry_after)})
+        raise TooManyRequests(TOO_MANY_LOGINS, headers={"Retry-After": str(attempt.retry_after)})
     if user is None:
         dummy_verify(password)
         is_correct = False
     else:
         is_correct = check_password(password, user.password, setter=partial(_password_rehash, user))
     if user is None or not is_correct or not user.is_active:
-        login_failure_record(throttle_key)
         log.info("login failed", extra={"target_user_id": str(user.id) if user else None})
         # Every branch writes one event, so the log adds no timing difference between them.
         reason = "unknown_account" if user is None else "bad_password" if not is_correct else "inactive"
         _login_failed(user=user, slug=slug, reason=reason)
         raise Unauthorized(INVALID_CREDENTIALS)
+    login_attempt_refund(attempt)
     if not user.is_verified:
         _login_failed(user=user, slug=slug, reason="unverified")
         raise BadRequest(NOT_VERIFIED)
-    login_failures_reset(throttle_key)
     pair = session_open(user=user, ip=ip, user_agent=user_agent)
     if pair is None:  # the password, roles or active flag changed while this login was checking them
         _login_failed(user=user, slug=slug, reason="credentials_changed")
@@ -74,14 +68,14 @@ def _login_failed(*, user: User | None, slug: str, reason: str, via: str | None 
     )
 
 
-def admin_authenticate(*, email: str, password: str) -> User | None:
+def admin_authenticate(*, email: str, password: str, ip: str | None) -> User | None:
     """The admin console's login: the API login's per-account failure budget and security log, staff only.
 
     Returns None for every refusal (the admin shows one generic message); the log says which it was.
     """
     user = selectors.user_get_by_email(email)
-    throttle_key = login_failure_key(user_id=str(user.id) if user else None, slug=email)
-    if login_retry_after(throttle_key) is not None:
+    attempt = login_attempt_reserve(user_id=str(user.id) if user else None, slug=email, ip=ip)
+    if attempt.retry_after is not None:
         _login_failed(user=user, slug=email, reason="throttled", via="admin")
         return None
     if user is None:
@@ -100,10 +94,9 @@ def admin_authenticate(*, email: str, password: str) -> User | None:
     else:
         reason = ""
     if user is None or reason:
-        login_failure_record(throttle_key)
         _login_failed(user=user, slug=email, reason=reason, via="admin")
         return None
-    login_failures_reset(throttle_key)
+    login_attempt_refund(attempt)
     security_event_record(kind=Kind.LOGIN, user_id=user.id, detail={"via": "admin"})
     log.info("admin login succeeded", extra={"target_user_id": str(user.id)})
     return user

@@ -24,11 +24,13 @@ from auth_service.accounts.services._common import (
     verification_code_issue,
 )
 from common.contracts import events
-from common.contracts.errors import BadRequest, Conflict
+from auth_service.accounts.throttle import verification_attempt_reserve, verification_attempts_forget
+from common.contracts.errors import BadRequest, Conflict, TooManyRequests
 from common.contracts.roles import USER
 
 log = logging.getLogger(__name__)
 
+TOO_MANY_CODES = "Too many verification attempts, try again later"
 INVALID_CODE = "Invalid or expired verification code"
 
 
@@ -72,6 +74,9 @@ def user_register(*, name: str, username: str, email: str, password: str) -> Non
 def user_verify(*, email: str, code: str) -> None:
     """Check a mailed code: single use, expiring, with a bounded number of attempts; verifies the account."""
     user = selectors.user_get_by_email(email)
+    # A budget per account that a resend does not reset (each code also burns after its own attempts).
+    if retry_after := verification_attempt_reserve(user_id=str(user.id) if user else None, email=email):
+        raise TooManyRequests(TOO_MANY_CODES, headers={"Retry-After": str(retry_after)})
     if user is None:
         raise BadRequest(INVALID_CODE)
     verified = False
@@ -100,6 +105,7 @@ def user_verify(*, email: str, code: str) -> None:
                 record.save(update_fields=["attempts", "used_at"])
     if not verified:
         raise BadRequest(INVALID_CODE)
+    verification_attempts_forget(user_id=str(user.id))
     log.info("account verified", extra={"target_user_id": str(user.id)})
 
 

@@ -16,7 +16,7 @@ from auth_service.accounts.models import User
 from auth_service.accounts.services import signing_keys
 from auth_service.accounts.sessions import session_store_delete_all
 from auth_service.accounts.tests.factories import PASSWORD
-from auth_service.accounts.throttle import login_failure_key
+from auth_service.accounts.throttle import login_attempt_keys, verification_attempt_key
 from auth_service.celery import app as celery_app
 from common.contracts import subjects
 from common.contracts.envelope import Agent
@@ -50,6 +50,7 @@ class AuthApi:
 
     client: NatsClient
     redis_keys: list[str] = field(default_factory=list)
+    unknown_slugs: list[str] = field(default_factory=list)
 
     def __call__(
         self, subject: str, data: Any = None, *, agent: Agent | None = None, client: dict[str, Any] | None = None
@@ -69,8 +70,8 @@ class AuthApi:
         )
 
     def forget_slug(self, slug: str) -> None:
-        """Failed logins for a slug without an account are counted under the slug: clean that counter up."""
-        self.redis_keys.append(login_failure_key(user_id=None, slug=slug))
+        """Failed logins for a slug without an account are counted under the slug: clean those counters up."""
+        self.unknown_slugs.append(slug)
 
     def jwks(self) -> dict[str, Any]:
         return self(subjects.AUTH_JWKS)
@@ -86,6 +87,16 @@ class AuthApi:
             token, public, algorithms=["RS256"], audience=settings.JWT_AUDIENCE, issuer=settings.JWT_ISSUER
         )
         return header, claims
+
+
+def failure_keys(*, user_id: str | None, slug: str = "") -> list[str]:
+    """The failure counters of an account in Redis: its login budget, that of each of its sources, its code budget."""
+    account_key = login_attempt_keys(user_id=user_id, slug=slug, ip=None).account_key
+    redis = get_redis_connection("default")
+    return [
+        *(key.decode() for key in redis.scan_iter(match=f"{account_key}*", count=1000)),
+        verification_attempt_key(user_id=user_id, email=slug),
+    ]
 
 
 def agent_of(user: User, *, sid: str | None = None) -> Agent:
@@ -115,6 +126,8 @@ def auth(transactional_db: None, gateway_client: NatsClient) -> Iterator[AuthApi
     for user_id in User.objects.values_list("id", flat=True):
         session_store_delete_all(str(user_id))
         api.redis_keys.append(user_epoch_key(str(user_id)))
-        api.redis_keys.append(login_failure_key(user_id=str(user_id), slug=""))
+        api.redis_keys.extend(failure_keys(user_id=str(user_id)))
+    for slug in api.unknown_slugs:
+        api.redis_keys.extend(failure_keys(user_id=None, slug=slug))
     if api.redis_keys:
         redis.delete(*api.redis_keys)

@@ -11,7 +11,7 @@ from django_redis import get_redis_connection
 
 from auth_service.accounts.tests.conftest import AuthApi
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
-from auth_service.accounts.throttle import login_failure_key
+from auth_service.accounts.throttle import login_attempt_keys
 from common.contracts import subjects
 from common.contracts.sessions import session_key, user_sessions_key
 from common.outbox.models import OutboxEvent
@@ -121,11 +121,12 @@ def test_the_throttle_window_expires(auth: AuthApi) -> None:
         auth.error(subjects.AUTH_LOGIN, {"slug": user.email, "password": "Wrong-Password-1"})
     assert auth.error(subjects.AUTH_LOGIN, {"slug": user.email, "password": PASSWORD}).status == 429
 
-    # The window is a TTL: when it runs out, the account is open again (never a permanent lock-out).
-    get_redis_connection("default").pexpire(login_failure_key(user_id=str(user.id), slug=""), 1)
+    # The window is a TTL: when it runs out, the source may try again (never a permanent lock-out).
+    keys = login_attempt_keys(user_id=str(user.id), slug="", ip=None)
+    get_redis_connection("default").pexpire(keys.source_key, 1)
     time.sleep(0.01)
 
-    assert "accessToken" in auth.login(user.email)
+    assert "accessToken" in auth(subjects.AUTH_LOGIN, {"slug": user.email, "password": PASSWORD})
 
 
 def test_unknown_accounts_are_throttled_alike(auth: AuthApi) -> None:
@@ -137,14 +138,18 @@ def test_unknown_accounts_are_throttled_alike(auth: AuthApi) -> None:
     assert statuses == [401] * 10 + [429]
 
 
-def test_a_successful_login_resets_the_failure_count(auth: AuthApi) -> None:
+def test_a_successful_login_resets_the_sources_failure_count(auth: AuthApi) -> None:
     user = UserFactory()
     for _ in range(9):
         auth.error(subjects.AUTH_LOGIN, {"slug": user.email, "password": "Wrong-Password-1"})
 
-    auth.login(user.email)
+    auth(subjects.AUTH_LOGIN, {"slug": user.email, "password": PASSWORD})
 
-    assert get_redis_connection("default").get(login_failure_key(user_id=str(user.id), slug="")) is None
+    keys = login_attempt_keys(user_id=str(user.id), slug="", ip=None)
+    redis = get_redis_connection("default")
+    assert redis.get(keys.source_key) is None
+    # The account keeps the nine failures; the success took back only its own reservation.
+    assert redis.get(keys.account_key) == b"9"
 
 
 @pytest.mark.parametrize(

@@ -197,6 +197,7 @@ def test_the_code_expires_after_ten_minutes() -> None:
 
 
 def test_verify_for_an_unknown_email_is_the_same_400(auth: AuthApi) -> None:
+    auth.forget_slug("nobody@example.com")
     err = auth.error(subjects.AUTH_VERIFY_ACCOUNT, {"email": "nobody@example.com", "code": "123456"})
 
     assert (err.status, err.message) == (400, INVALID_CODE)
