@@ -23,8 +23,8 @@ from auth_service.accounts.services._common import (
     user_row_create,
     verification_code_issue,
 )
-from common.contracts import events
 from auth_service.accounts.throttle import verification_attempt_reserve, verification_attempts_forget
+from common.contracts import events
 from common.contracts.errors import BadRequest, Conflict, TooManyRequests
 from common.contracts.roles import USER
 

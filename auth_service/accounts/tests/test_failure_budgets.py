@@ -94,7 +94,9 @@ def test_the_admin_login_form_is_limited_per_client(auth: AuthApi, settings: Any
     settings.ADMIN_LOGIN_RATE = "3/10m"
     network = f"2001:db8:{uuid.uuid4().int % 0xFFFF:x}"
     statuses = [
-        Client(REMOTE_ADDR=f"{network}:1::{n + 1}").post("/admin/login/", {"username": "x@example.com", "password": "x"})
+        Client(REMOTE_ADDR=f"{network}:1::{n + 1}").post(
+            "/admin/login/", {"username": "x@example.com", "password": "x"}
+        )
         for n in range(4)
     ]
 
