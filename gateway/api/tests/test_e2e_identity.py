@@ -17,6 +17,7 @@ from gateway.api.tests.e2e import (
     Api,
     logged_in,
     new_account,
+    random_ip,
     registered,
     sign_up,
     verify,
@@ -148,13 +149,21 @@ def test_bad_credentials_are_one_generic_401(stack: RunningStack) -> None:
     assert login_status(inactive) == (401, INVALID_CREDENTIALS)
 
 
-def test_failed_logins_for_one_account_are_cut_off_with_retry_after(stack: RunningStack) -> None:
+def test_failed_logins_from_one_source_are_cut_off_while_the_owner_elsewhere_gets_in(stack: RunningStack) -> None:
     account = registered(stack)
-    statuses = [login_status(account, password=f"Wrong!Password-{n}")[0] for n in range(10)]
+    guesser = Api(ip=random_ip())
+    statuses = [
+        guesser.post("/api/login", {"slug": account.email, "password": f"Wrong!Password-{n}"}).status_code
+        for n in range(10)
+    ]
     assert statuses == [401] * 10
-    response = Api().post("/api/login", {"slug": account.email, "password": account.password})
+    # The guesser's source is cut off, even with the right password...
+    response = guesser.post("/api/login", {"slug": account.email, "password": account.password})
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
+    # ...while the owner, from a source without failures, is not locked out by the stranger's guesses.
+    owner = Api(ip=random_ip())
+    assert owner.post("/api/login", {"slug": account.email, "password": account.password}).status_code == 200
 
 
 def test_gateway_throttle_answers_429_with_retry_after(stack: RunningStack) -> None:
