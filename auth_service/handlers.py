@@ -288,3 +288,5 @@ _HANDLERS: dict[str, Handler] = {
 HANDLERS: dict[str, Handler] = {subject: _in_client_context(handler) for subject, handler in _HANDLERS.items()}
 # Relays outbox rows from this process right after they commit (OUTBOX_KICK wakes it); beat stays the safety net.
 BACKGROUND: list[BackgroundTask] = [LocalRelay(), forget_revoked_keys]
+# Before the bridge serves: every stored signing key decrypts with KEY_ENCRYPTION_KEYS.
+STARTUP = [signing_keys.signing_keys_check]

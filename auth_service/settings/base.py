@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from common.conf.env import REPO_ROOT, env, env_bool, env_float, env_int
+from common.conf.env import REPO_ROOT, env, env_bool, env_float, env_int, env_list
 from common.conf.settings import (
     CONSOLE_APPS,
     admin_console_settings,
@@ -78,6 +78,9 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
 
 # Signing keys: rotated on a schedule; a retired key stays published longer than an access token lives.
 SIGNING_KEY_ROTATION_DAYS = env_int("SIGNING_KEY_ROTATION_DAYS", 30)
+# Key-encryption keys of the secrets the auth service stores (auth_service/accounts/keyring.py): Fernet keys,
+# comma-separated, newest first. The development default is published, so production requires its own.
+KEY_ENCRYPTION_KEYS = env_list("KEY_ENCRYPTION_KEYS", ["ZGV2LWluc2VjdXJlLWtleS1lbmNyeXB0aW9uLWtleSE="])
 SIGNING_KEY_PEM_PRIVATE = env("SIGNING_KEY_PEM_PRIVATE")  # path to certs/private.pem, optional
 SIGNING_KEY_PEM_PUBLIC = env("SIGNING_KEY_PEM_PUBLIC")  # path to certs/public.pem, optional
 

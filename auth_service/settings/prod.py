@@ -8,5 +8,6 @@ SECRET_KEY = env_required("SECRET_KEY")
 # comes from an initial password the deployment chose, or from `manage_auth.py createsuperuser`.
 SEED_PASSWORD = env("SEED_PASSWORD")
 REFRESH_TOKEN_SECRET = env_required("REFRESH_TOKEN_SECRET")
+KEY_ENCRYPTION_KEYS = [key.strip() for key in env_required("KEY_ENCRYPTION_KEYS").split(",") if key.strip()]
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

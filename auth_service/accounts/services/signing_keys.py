@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from auth_service.accounts import selectors
 from auth_service.accounts.crypto import KeyMaterial, key_material_from_pem, new_rsa_key, private_key
+from auth_service.accounts.keyring import reseal, seal, unseal
 from auth_service.accounts.models import SigningKey
 from auth_service.accounts.services._common import Kind
 from auth_service.audit.services import security_event_record
@@ -39,7 +40,7 @@ def signing_key_for_signing() -> tuple[str, rsa.RSAPrivateKey]:
     if cached is not None and cached[0] > time.monotonic():
         return cached[1], cached[2]
     active = selectors.signing_key_active() or signing_key_ensure_active()
-    key = private_key(kid=active.kid, private_pem=active.private_pem)
+    key = private_key(kid=active.kid, private_pem=unseal(active.private_pem, what=f"signing key {active.kid}"))
     _active_key_cache = (time.monotonic() + ACTIVE_KEY_CACHE_SECONDS, active.kid, key)
     return active.kid, key
 
@@ -58,7 +59,7 @@ def _lock_signing_keys() -> None:
 def _key_create(material: KeyMaterial, *, state: str, now: datetime) -> SigningKey:
     return SigningKey.objects.create(
         kid=material.kid,
-        private_pem=material.private_pem,
+        private_pem=seal(material.private_pem),
         public_jwk=material.public_jwk,
         state=state,
         activated_at=now if state == SigningKey.State.ACTIVE else None,
@@ -201,3 +202,27 @@ def signing_key_revoke(*, kid: str, agent_id: str | None = None) -> SigningKey:
         security_event_record(kind=Kind.KEY_REVOKED, actor_id=agent_id, reason="revoked", detail={"kid": kid})
     log.warning("signing key revoked", extra={"kid": kid, "deleted": deleted})
     return signing_key_ensure_active()
+
+
+def signing_keys_check() -> int:
+    """Every stored signing key decrypts with KEY_ENCRYPTION_KEYS (run before a process signs); how many there are.
+
+    Raises KeyEncryptionError naming the first key that does not, so a wrong key-encryption key stops the process
+    at start-up with that message.
+    """
+    keys = list(SigningKey.objects.only("kid", "private_pem"))
+    for key in keys:
+        unseal(key.private_pem, what=f"signing key {key.kid}")
+    return len(keys)
+
+
+def signing_keys_reencrypt() -> int:
+    """Re-encrypt every stored signing key under the first key-encryption key (its rotation); how many."""
+    with transaction.atomic():
+        _lock_signing_keys()
+        keys = list(SigningKey.objects.select_for_update().only("id", "kid", "private_pem"))
+        for key in keys:
+            key.private_pem = reseal(key.private_pem, what=f"signing key {key.kid}")
+            key.save(update_fields=["private_pem"])
+    signing_key_cache_forget()
+    return len(keys)

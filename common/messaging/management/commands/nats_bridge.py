@@ -6,7 +6,8 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
 from common.messaging.bridge import Bridge, run_forever
 
@@ -23,6 +24,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         module = import_module(settings.NATS_HANDLERS_MODULE)
+        # What the service must find in order before it serves (the auth service: its secrets decrypt); a
+        # configuration error stops it here with its message, rather than failing requests later.
+        for check in getattr(module, "STARTUP", ()):
+            try:
+                check()
+            except ImproperlyConfigured as exc:
+                raise CommandError(f"{settings.SERVICE_NAME} cannot start: {exc}") from None
         bridge = Bridge(
             service=settings.SERVICE_NAME,
             nats_url=settings.NATS_URL,
