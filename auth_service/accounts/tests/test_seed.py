@@ -93,7 +93,13 @@ def test_production_settings_have_no_default_seed_password(environ: dict[str, st
     script = "from auth_service.settings import prod; print('set' if prod.SEED_PASSWORD else prod.SEED_PASSWORD)"
     result = subprocess.run(
         [sys.executable, "-c", script],
-        env={**clean, "SECRET_KEY": "k" * 50, "REFRESH_TOKEN_SECRET": "r" * 50, **environ},
+        env={
+            **clean,
+            "SECRET_KEY": "k" * 50,
+            "REFRESH_TOKEN_SECRET": "r" * 50,
+            "KEY_ENCRYPTION_KEYS": "ZGV2LWluc2VjdXJlLWtleS1lbmNyeXB0aW9uLWtleSE=",
+            **environ,
+        },
         cwd=Path(__file__).resolve().parents[3],
         capture_output=True,
         text=True,
