@@ -25,7 +25,7 @@ os.environ.setdefault("AUTH_WORKERS", "1")
 # Throttles protect production; the benchmark measures throughput from one IP on purpose.
 os.environ.setdefault(
     "THROTTLE_RATES",
-    "login.ip=100000000/10m,login.account=100000000/10m,signup.ip=100000000/10m,signup.account=100000000/10m",
+    "login.ip=100000000/10m,login.account-source=100000000/10m,signup.ip=100000000/10m,signup.account=100000000/10m",
 )
 
 from bench import cases
