@@ -10,11 +10,13 @@ urls.py, fastlane.py) are all derived from the routes in `table`; docs/EXTENDING
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
@@ -24,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 from rest_framework.throttling import BaseThrottle
 
+from common.contracts.rpc import Contract
 from gateway.api import schema
 from gateway.api import serializers as s
 from gateway.api.authentication import AccessTokenAuthentication
@@ -31,6 +34,7 @@ from gateway.api.cookies import RefreshCookieRequired, read_refresh_cookie
 from gateway.api.csrf import CsrfProtected
 from gateway.api.forwarding import forward
 from gateway.api.permissions import IsAuthenticated
+from gateway.api.struct_serializers import serializer_of
 from gateway.api.throttles import IdentityThrottle
 
 AnyRequest = HttpRequest | Request
@@ -108,12 +112,24 @@ class Call:
     body: dict[str, Any]
     data: Any  # what the route forwards: path arguments, query, body (or body under `body_key`), refresh token
 
-    def forward(self, subject: str, data: Any = None, *, timeout: float | None = None) -> Any:
+    def forward(self, subject: Contract[Any] | str, data: Any = None, *, timeout: float | None = None) -> Any:
         """One NATS request on behalf of this call's caller; the reply data (errors surface as ServiceError)."""
         return forward(self.request, subject, data, timeout=timeout)
 
 
 Respond = Callable[[Call], Any]
+
+
+def reply_serializer(contract: Contract[Any]) -> type[Serializer] | Serializer | None:
+    """What a route forwarding to `contract` answers: its reply Struct (or list of them) as a serializer."""
+    reply = contract.reply
+    if isinstance(reply, type) and issubclass(reply, msgspec.Struct):
+        return serializer_of(reply)
+    if typing.get_origin(reply) is list:
+        (item,) = typing.get_args(reply)
+        if isinstance(item, type) and issubclass(item, msgspec.Struct):
+            return serializer_of(item)(many=True)
+    return None
 
 
 def forward_call(call: Call) -> Any:
@@ -130,7 +146,7 @@ class Route:
     method: str
     path: str  # Django's path syntax, without the leading slash; `<str:name>` for each of `args`
     summary: str
-    subject: str | None = None
+    subject: Contract[Any] | None = None  # the NATS contract it forwards to (common/contracts)
     respond: Respond = forward_call  # a body of its own: given the Call, returns the reply data
     access: Access = PUBLIC
     role: type[BasePermission] | None = None  # checked after the access's own permissions
@@ -138,7 +154,7 @@ class Route:
     query: type[Serializer] | None = None
     body: type[Serializer] | None = None  # None: an unsafe method still refuses a body with properties
     body_key: str | None = None  # forward the body under this key instead of merging its fields
-    reply: type[Serializer] | Serializer | None = None  # None: an empty body
+    reply: type[Serializer] | Serializer | None = None  # None: the subject's reply type, or an empty body
     status: int = 200
     errors: tuple[int, ...] = ()  # documented error statuses; 503 and 504 are added when `upstream`
     upstream: bool = True
@@ -153,6 +169,15 @@ class Route:
     tags: tuple[str, ...] = ()
     description: str = ""
     operation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reply is None and self.subject is not None and not self.sets_tokens:
+            object.__setattr__(self, "reply", reply_serializer(self.subject))
+
+    @property
+    def documented_errors(self) -> tuple[int, ...]:
+        """The route's own error statuses and those its subject may answer."""
+        return tuple(sorted({*self.errors, *(self.subject.errors if self.subject else ())}))
 
     @property
     def permissions(self) -> tuple[type[BasePermission], ...]:

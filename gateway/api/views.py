@@ -158,7 +158,7 @@ def _handler(route: Route) -> Callable[..., Response]:
 def operation(route: Route) -> dict[str, Any]:
     """The OpenAPI operation of a route, as drf-spectacular's `extend_schema` takes it."""
     success: Any = route.reply if route.reply is not None else EMPTY
-    errors = schema.errors(*route.errors) if route.upstream else schema.errors_only(*route.errors)
+    errors = schema.errors(*route.documented_errors) if route.upstream else schema.errors_only(*route.documented_errors)
     parameters: list[Any] = [
         OpenApiParameter(arg.name, arg.type, OpenApiParameter.PATH, description=arg.description, pattern=arg.pattern)
         for arg in route.args
