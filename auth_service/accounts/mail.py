@@ -35,7 +35,7 @@ _SEAL_SALT = "authmesh.accounts.mail-seal"
 
 
 def _sealer() -> MultiFernet:
-    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    secrets = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
     keys = [
         base64.urlsafe_b64encode(salted_hmac(_SEAL_SALT, "", secret=s, algorithm="sha256").digest()) for s in secrets
     ]

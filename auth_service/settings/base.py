@@ -102,13 +102,7 @@ SEED_PASSWORD = env("SEED_PASSWORD", "Password123!")
 
 # Outbox relay: after every commit the bridge's in-process relay publishes at once (a Celery worker is asked to,
 # from processes without one); beat runs the relay every few seconds as the safety net.
-OUTBOX_KICK = "auth_service.tasks.kick_relay"
-# The auth bridge's in-process relay (on by default). Off, commits ask a Celery worker instead, so the worker and
-# beat are the only relay (the outage tests stop it to prove the outbox holds events meanwhile).
-OUTBOX_LOCAL_RELAY = env_bool("OUTBOX_LOCAL_RELAY", True)
-# How often the bridge's in-process relay looks for pending rows when no commit woke it.
-OUTBOX_LOCAL_RELAY_IDLE_SECONDS = env_float("OUTBOX_LOCAL_RELAY_IDLE_SECONDS", 5.0)
-globals().update(outbox_settings())
+globals().update(outbox_settings(kick="auth_service.tasks.kick_relay"))
 globals().update(user_events_stream_settings())
 
 # The relay's period; the beat schedule itself is in auth_service/celery.py (its crontabs need Celery imported).

@@ -65,6 +65,10 @@ def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
             json=env_bool("LOG_JSON", not debug),
             level=env("LOG_LEVEL", "INFO") or "INFO",
         ),
+        # The other services whose bridges readiness asks over NATS (the gateway's), and the Content-Security-Policy
+        # of HTML answers (common/api/csp.py; none unless a project sets one).
+        "READINESS_SERVICES": [],
+        "SECURE_CSP": {},
         "SECURE_CONTENT_TYPE_NOSNIFF": True,
         "X_FRAME_OPTIONS": "DENY",
         "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("MAX_BODY_BYTES", 1024 * 1024),
@@ -176,12 +180,14 @@ def token_settings() -> dict[str, Any]:
     }
 
 
-def user_events_stream_settings() -> dict[str, Any]:
-    """The identity-events stream, read the same way by its producer (auth) and its consumer (main_api).
+def user_events_stream_settings(*, consumer: str | None = None) -> dict[str, Any]:
+    """The identity-events stream, read the same way by its producer (auth) and its consumer (main_api), and for a
+    consumer (`consumer`: its durable's default name) how it pulls, acks and retries.
 
     Both may run `provision_streams`; identical settings keep them from overwriting each other's stream config.
     """
     return {
+        **(_user_events_consumer_settings(consumer) if consumer else {"USER_EVENTS_DURABLE": None}),
         "USER_EVENTS_STREAM": env("USER_EVENTS_STREAM", "USERS"),
         "USER_EVENTS_SUBJECT_PREFIX": env("USER_EVENTS_SUBJECT_PREFIX", "auth.user"),
         "USER_EVENTS_MAX_AGE_SECONDS": env_float("USER_EVENTS_MAX_AGE_SECONDS", 30 * 24 * 3600.0),
@@ -191,9 +197,33 @@ def user_events_stream_settings() -> dict[str, Any]:
     }
 
 
-def outbox_settings() -> dict[str, Any]:
-    """How the relay claims, publishes and retries outbox rows."""
+def _user_events_consumer_settings(durable: str) -> dict[str, Any]:
     return {
+        "USER_EVENTS_DURABLE": env("USER_EVENTS_DURABLE", durable),
+        "USER_EVENTS_MAX_DELIVER": env_int("USER_EVENTS_MAX_DELIVER", 5),
+        "USER_EVENTS_ACK_WAIT_SECONDS": env_float("USER_EVENTS_ACK_WAIT_SECONDS", 30.0),
+        # Server-side redelivery of unacked messages (a consumer died holding them); unset: ack wait doubled per
+        # delivery.
+        "USER_EVENTS_BACKOFF_SECONDS": [float(v) for v in env_list("USER_EVENTS_BACKOFF_SECONDS")] or None,
+        "USER_EVENTS_MAX_ACK_PENDING": env_int("USER_EVENTS_MAX_ACK_PENDING", 1000),
+        "USER_EVENTS_BATCH": env_int("USER_EVENTS_BATCH", 100),
+        "USER_EVENTS_FETCH_TIMEOUT_SECONDS": env_float("USER_EVENTS_FETCH_TIMEOUT_SECONDS", 1.0),
+        # Delay before a failed message is delivered again: base doubled per delivery, capped.
+        "USER_EVENTS_RETRY_BASE_SECONDS": env_float("USER_EVENTS_RETRY_BASE_SECONDS", 1.0),
+        "USER_EVENTS_RETRY_MAX_SECONDS": env_float("USER_EVENTS_RETRY_MAX_SECONDS", 60.0),
+    }
+
+
+def outbox_settings(*, kick: str | None = None) -> dict[str, Any]:
+    """How the relay claims, publishes and retries outbox rows; `kick`: the function that wakes a relay after a
+    commit."""
+    return {
+        "OUTBOX_KICK": kick,
+        # The bridge's in-process relay (on by default). Off, commits ask a Celery worker instead, so the worker and
+        # beat are the only relay (the outage tests stop it to prove the outbox holds events meanwhile).
+        "OUTBOX_LOCAL_RELAY": env_bool("OUTBOX_LOCAL_RELAY", True),
+        # How often the bridge's in-process relay looks for pending rows when no commit woke it.
+        "OUTBOX_LOCAL_RELAY_IDLE_SECONDS": env_float("OUTBOX_LOCAL_RELAY_IDLE_SECONDS", 5.0),
         "OUTBOX_BATCH_SIZE": env_int("OUTBOX_BATCH_SIZE", 500),
         "OUTBOX_LEASE_SECONDS": env_float("OUTBOX_LEASE_SECONDS", 30.0),
         "OUTBOX_ACK_TIMEOUT_SECONDS": env_float("OUTBOX_ACK_TIMEOUT_SECONDS", 5.0),

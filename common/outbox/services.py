@@ -33,7 +33,7 @@ def outbox_append(
         event_type=event_type,
         payload=to_builtins(payload) if isinstance(payload, msgspec.Struct) else payload,
     )
-    kick_path = getattr(settings, "OUTBOX_KICK", None)
+    kick_path = settings.OUTBOX_KICK
     if kick_path:
         kick: Callable[[], None] = import_string(kick_path)
         transaction.on_commit(kick)
