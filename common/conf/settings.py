@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
 
 from common.conf.env import (
     REPO_ROOT,
@@ -171,12 +174,51 @@ def _redis_db(url: str, db: int) -> str:
 
 
 def token_settings() -> dict[str, Any]:
-    """Token parameters both the issuer (auth service) and the verifier (gateway) must agree on."""
+    """Token parameters both the issuer (auth service) and the verifier (gateway) must agree on.
+
+    The issuer is the gateway's public base URL (OpenID Connect Discovery: the discovery document lives under it and
+    names it as `issuer`, which must equal the tokens' `iss`); JWT_ISSUER still overrides it.
+    """
+    public_url = public_base_url(env("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000") or "")
     return {
-        "JWT_ISSUER": env("JWT_ISSUER", "authmesh-auth"),
+        "GATEWAY_PUBLIC_URL": public_url,
+        "JWT_ISSUER": env("JWT_ISSUER", public_url),
         "JWT_AUDIENCE": env("JWT_AUDIENCE", "authmesh-api"),
         "ACCESS_TOKEN_TTL_SECONDS": env_int("ACCESS_TOKEN_TTL_SECONDS", 15 * 60),
         "REFRESH_TOKEN_TTL_SECONDS": env_int("REFRESH_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
+    }
+
+
+def public_base_url(value: str) -> str:
+    """GATEWAY_PUBLIC_URL checked and without its trailing slash: an http(s) URL with a host, no query or fragment."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ImproperlyConfigured(f"GATEWAY_PUBLIC_URL must be an http(s) base URL, got {value!r}.")
+    return value.rstrip("/")
+
+
+def cors_settings() -> dict[str, Any]:
+    """CORS at the gateway (django-cors-headers, SPEC §2c): only the listed browser origins, with credentials.
+
+    Credentials go with an exact origin only, so a wildcard (or the `null` origin of sandboxed frames and files)
+    is refused here rather than left to a system check that the HTTP server never runs.
+    """
+    origins = env_list("CORS_ALLOWED_ORIGINS", [])
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or origin != f"{parts.scheme}://{parts.netloc}":
+            raise ImproperlyConfigured(f"CORS_ALLOWED_ORIGINS takes origins like https://app.example, got {origin!r}.")
+    return {
+        "CORS_ALLOWED_ORIGINS": origins,
+        "CORS_ALLOW_CREDENTIALS": True,
+        # The API, its document and the keys; not the HTML pages or the health probes.
+        "CORS_URLS_REGEX": r"^/(api|\.well-known)/",
+        # What a browser client sends: JSON with a bearer token, the CSRF header (the echo of the CSRF cookie) and
+        # optionally its own request id.
+        "CORS_ALLOW_HEADERS": ("accept", "authorization", "content-type", "user-agent", "x-csrf-token", "x-request-id"),
+        # Response headers a browser script may read besides the safelisted ones.
+        "CORS_EXPOSE_HEADERS": ["retry-after", "x-request-id"],
+        "CORS_PREFLIGHT_MAX_AGE": env_int("CORS_PREFLIGHT_MAX_AGE", 600),
     }
 
 

@@ -13,13 +13,15 @@ from django.conf import settings
 from rest_framework.exceptions import NotFound
 
 from common.contracts import auth, main, subjects
-from gateway.api import jwks, ops
+from gateway.api import discovery, jwks, ops
 from gateway.api import serializers as s
 from gateway.api.forwarding import agent_of
 from gateway.api.permissions import IsAdmin, IsSysAdmin, NotGuest
 from gateway.api.routing import BEARER, REFRESH_COOKIE, SESSION_ID, USER_ID, Call, Route
 
 JWKS_CACHE_CONTROL = "public, max-age=300"
+# Settings only: it changes with a deployment's configuration, never while one runs.
+DISCOVERY_CACHE_CONTROL = "public, max-age=3600"
 
 
 def log_level(call: Call) -> Any:
@@ -47,6 +49,10 @@ def seed(call: Call) -> Any:
 
 def key_set(call: Call) -> Any:
     return jwks.get_jwks().document()
+
+
+def openid_configuration(call: Call) -> Any:
+    return discovery.openid_configuration()
 
 
 ROUTES = [
@@ -329,5 +335,17 @@ ROUTES = [
         lean=True,
         name="jwks",
         tags=("keys",),
+    ),
+    Route(
+        "GET",
+        ".well-known/openid-configuration",
+        "OpenID Connect discovery document",
+        respond=openid_configuration,
+        reply=s.OpenIdConfigurationSerializer,
+        cache_control=DISCOVERY_CACHE_CONTROL,
+        upstream=False,
+        name="openid-configuration",
+        tags=("keys",),
+        description="Where verifiers find the issuer, the signing keys (`jwks_uri`) and the token endpoint.",
     ),
 ]

@@ -316,3 +316,18 @@ JwksSerializer = serializer_of(KeySet, "JwksSerializer")
 class LogLevelReplySerializer(serializers.Serializer):
     service = serializers.ChoiceField(choices=SERVICES)
     level = serializers.ChoiceField(choices=LOG_LEVELS)
+
+
+class OpenIdConfigurationSerializer(serializers.Serializer):
+    """The discovery document (OpenID Connect Discovery 1.0 §3, RFC 8414 §2): the fields this server fills."""
+
+    issuer = serializers.URLField(help_text="Equal to the access tokens' `iss`.")
+    jwks_uri = serializers.URLField(help_text="The public signing keys (JWKS).")
+    token_endpoint = serializers.URLField(help_text="Client-credentials tokens for service accounts.")
+    grant_types_supported = serializers.ListField(child=serializers.CharField())
+    token_endpoint_auth_methods_supported = serializers.ListField(child=serializers.CharField())
+    response_types_supported = serializers.ListField(child=serializers.CharField())
+    subject_types_supported = serializers.ListField(child=serializers.CharField())
+    id_token_signing_alg_values_supported = serializers.ListField(child=serializers.CharField())
+    token_endpoint_auth_signing_alg_values_supported = serializers.ListField(child=serializers.CharField())
+    scopes_supported = serializers.ListField(child=serializers.CharField())

@@ -1,10 +1,11 @@
 """Gateway settings read from the environment. No database: sessions live in Redis, data behind NATS."""
 
 from common.conf.env import env_bool, env_float, env_int, env_list
-from common.conf.settings import common_settings, drf_settings, token_settings
+from common.conf.settings import common_settings, cors_settings, drf_settings, token_settings
 
 globals().update(common_settings("gateway", debug_default=False))
 globals().update(token_settings())
+globals().update(cors_settings())
 
 DATABASES: dict[str, dict[str, object]] = {}
 
@@ -17,12 +18,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     # Swagger UI and Redoc as static files of our own (collectstatic), pinned by requirements/gateway.txt.
     "drf_spectacular_sidecar",
+    "corsheaders",
     "common.messaging",
 ]
 
 # No Django CSRF/session/auth middleware: the API is stateless; CSRF is the gateway's own double-submit check.
 MIDDLEWARE = [
     "common.api.middleware.RequestContextMiddleware",
+    # Before anything that may answer (CommonMiddleware, the lean path): a preflight is answered here, and every
+    # answer to an allowed origin carries the CORS headers (CORS_ALLOWED_ORIGINS, common/conf/settings.py).
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # HTML answers only (browsable API, docs UI): the JSON answers, lean path included, are left as they are.
     "common.api.csp.ContentSecurityPolicyMiddleware",
@@ -130,7 +135,6 @@ SEED_OVER_HTTP = env_bool("SEED_OVER_HTTP", False)
 SEED_TIMEOUT_SECONDS = env_float("SEED_TIMEOUT_SECONDS", 60.0)
 # Proxies whose X-Forwarded-For we trust (count of hops); 0 = use REMOTE_ADDR.
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
-CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 
 # JWKS client: the auth service's key set over NATS, cached; unknown kids refetch at most once per interval.
 JWKS_CACHE_SECONDS = env_int("JWKS_CACHE_SECONDS", 300)
