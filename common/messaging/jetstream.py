@@ -20,7 +20,6 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 Provisioned = Literal["created", "updated", "unchanged"]
 
 
-
 @dataclass(frozen=True)
 class StreamSpec:
     """The identity-events stream as this deployment wants it."""
