@@ -13,6 +13,7 @@ from auth_service.accounts.key_revocation import forget_revoked_keys
 from auth_service.accounts.services import login, recovery, registration, seed, sessions, signing_keys, users
 from auth_service.accounts.snapshots import iso, user_public
 from auth_service.audit.context import client_context
+from auth_service.clients import services as clients
 from common.contracts import subjects
 from common.contracts.envelope import Agent, Request
 from common.contracts.errors import Unauthorized, ValidationFailed
@@ -192,6 +193,16 @@ def handle_jwks_get(request: Request) -> dict[str, Any]:
     return signing_keys.jwks_get()
 
 
+def handle_oauth_token(request: Request) -> dict[str, Any]:
+    data = _validated(
+        request.data, required={"clientId": _string, "clientSecret": _string}, optional={"scope": _string}
+    )
+    issued = clients.client_token_issue(
+        client_id=data["clientId"], client_secret=data["clientSecret"], scope=data.get("scope")
+    )
+    return {"accessToken": issued.access_token, "expiresIn": issued.expires_in, "scope": issued.scope}
+
+
 # -- user management -------------------------------------------------------------------------------------------------
 
 
@@ -279,6 +290,7 @@ _HANDLERS: dict[str, Handler] = {
     subjects.AUTH_RESET_PASSWORD: handle_reset_password,
     subjects.AUTH_DENY_ACCESS: handle_deny_access,
     subjects.AUTH_JWKS: handle_jwks_get,
+    subjects.AUTH_OAUTH_TOKEN: handle_oauth_token,
     subjects.AUTH_USER_CREATE: handle_user_create,
     subjects.AUTH_USER_UPDATE: handle_user_update,
     subjects.AUTH_USER_DEACTIVATE: handle_user_deactivate,

@@ -1,0 +1,29 @@
+"""OAuth 2.0 client credentials (service accounts): the scopes, the error codes and the clients' liveness keys."""
+
+from __future__ import annotations
+
+# The scopes a service account may hold; a gateway route names one of them to admit client tokens.
+USERS_READ = "users:read"
+SCOPES = (USERS_READ,)
+
+# RFC 6749 §5.2 error codes, the `code` of the auth service's errors on the token subject.
+INVALID_REQUEST = "invalid_request"
+INVALID_CLIENT = "invalid_client"
+INVALID_GRANT = "invalid_grant"
+UNAUTHORIZED_CLIENT = "unauthorized_client"
+UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+INVALID_SCOPE = "invalid_scope"
+ERRORS = (INVALID_REQUEST, INVALID_CLIENT, INVALID_GRANT, UNAUTHORIZED_CLIENT, UNSUPPORTED_GRANT_TYPE, INVALID_SCOPE)
+
+GRANT_CLIENT_CREDENTIALS = "client_credentials"
+
+CLIENT_PREFIX = "oauthclient:"
+
+
+def client_key(client_id: str) -> str:
+    """The client's current epoch while it is enabled (absent while disabled), written by the auth service.
+
+    A client token carries the epoch it was issued under (`cep`); the gateway accepts it only while this key holds
+    that same value: disabling deletes the key, rotating the secret (or disabling) bumps the epoch.
+    """
+    return f"{CLIENT_PREFIX}{client_id}"
