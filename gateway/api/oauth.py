@@ -47,6 +47,14 @@ class TokenReplySerializer(serializers.Serializer):
     scope = serializers.CharField(help_text="The granted scopes, space-separated.")
 
 
+class TokenErrorSerializer(serializers.Serializer):
+    error = serializers.ChoiceField(
+        choices=[*oauth.ERRORS, "slow_down", "temporarily_unavailable", "server_error"],
+        help_text="RFC 6749 §5.2 (401 with a Basic challenge for invalid_client); slow_down when throttled.",
+    )
+    error_description = serializers.CharField()
+
+
 def _error(code: str, description: str) -> ServiceError:
     return ServiceError(description, status=401 if code == oauth.INVALID_CLIENT else 400, code=code)
 

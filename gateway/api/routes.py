@@ -143,6 +143,7 @@ ROUTES = [
         reply=oauth.TokenReplySerializer,
         parsers=(FormParser,),
         render_error=oauth.error_response,
+        error_reply=oauth.TokenErrorSerializer,
         throttle="oauth-token",
         throttle_account=oauth.client_id_of,
         errors=(400, 401, 429),

@@ -148,6 +148,7 @@ class Route:
     body_key: str | None = None  # forward the body under this key instead of merging its fields
     parsers: tuple[type[BaseParser], ...] | None = None  # None: the settings' (JSON)
     render_error: RenderError | None = None  # None: the error envelope
+    error_reply: type[Serializer] | None = None  # what `render_error` answers, for the OpenAPI document
     reply: type[Serializer] | Serializer | None = None  # None: an empty body
     status: int = 200
     errors: tuple[int, ...] = ()  # documented error statuses; 503 and 504 are added when `upstream`

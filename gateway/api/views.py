@@ -177,7 +177,8 @@ def _description(route: Route) -> str:
 def operation(route: Route) -> dict[str, Any]:
     """The OpenAPI operation of a route, as drf-spectacular's `extend_schema` takes it."""
     success: Any = route.reply if route.reply is not None else EMPTY
-    errors = schema.errors(*route.errors) if route.upstream else schema.errors_only(*route.errors)
+    shape = route.error_reply or s.ErrorSerializer
+    errors = (schema.errors if route.upstream else schema.errors_only)(*route.errors, shape=shape)
     parameters: list[Any] = [
         OpenApiParameter(arg.name, arg.type, OpenApiParameter.PATH, description=arg.description, pattern=arg.pattern)
         for arg in route.args
