@@ -19,12 +19,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--scope", action="append", default=[], choices=SCOPES, required=True, help="a scope it may hold"
         )
+        parser.add_argument(
+            "--shell", action="store_true", help="print `export CLIENT_ID=... CLIENT_SECRET=...` for a shell's eval"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             client, secret = client_create(name=options["name"], scopes=options["scope"])
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
+        if options["shell"]:
+            # Both values are URL-safe base64: nothing in them needs shell quoting.
+            self.stdout.write(f"export CLIENT_ID={client.client_id} CLIENT_SECRET={secret}")
+            return
         self.stdout.write(f"client_id: {client.client_id}")
         self.stdout.write(f"client_secret: {secret}")
         self.stdout.write(f"scope: {' '.join(client.scopes)}")
