@@ -176,3 +176,11 @@ def test_an_admin_who_is_not_sys_admin_cannot_see_the_clients() -> None:
     browser = Client()
     browser.force_login(UserFactory(roles=["admin"]))
     assert browser.get("/admin/clients/serviceclient/").status_code == 403
+
+
+def test_create_client_prints_shell_exports_for_eval() -> None:
+    out = io.StringIO()
+    call_command("create_client", "reporting", "--scope", "users:read", "--shell", stdout=out, stderr=io.StringIO())
+    match = re.fullmatch(r"export CLIENT_ID=([\w-]+) CLIENT_SECRET=([\w-]+)\n", out.getvalue())
+    assert match
+    assert ServiceClient.objects.get(client_id=match.group(1)).secret_digest != match.group(2)
