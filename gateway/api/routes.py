@@ -148,6 +148,7 @@ ROUTES = [
         throttle_account=oauth.client_id_of,
         errors=(400, 401, 429),
         name="oauth-token",
+        title="OAuth Token",
         tags=("oauth",),
         description="RFC 6749 §4.4, form-encoded: `grant_type=client_credentials`, optional `scope`; the client "
         "authenticates with HTTP Basic or `client_id`/`client_secret` in the body. Errors are RFC 6749 §5.2 bodies "
