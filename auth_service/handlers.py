@@ -12,7 +12,9 @@ from auth_service.accounts.key_revocation import forget_revoked_keys
 from auth_service.accounts.services import login, recovery, registration, seed, sessions, signing_keys, users
 from auth_service.accounts.snapshots import iso, user_public
 from auth_service.audit.context import client_context
+from auth_service.clients import services as clients
 from common.contracts import auth as c
+from common.contracts import oauth
 from common.contracts.envelope import Agent, Request
 from common.contracts.errors import Unauthorized
 from common.contracts.rpc import Empty
@@ -109,6 +111,11 @@ def handle_jwks_get(request: Request, data: Empty) -> dict[str, Any]:
     return signing_keys.jwks_get()
 
 
+def handle_oauth_token(request: Request, data: oauth.TokenRequest) -> oauth.IssuedToken:
+    issued = clients.client_token_issue(client_id=data.client_id, client_secret=data.client_secret, scope=data.scope)
+    return oauth.IssuedToken(access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope)
+
+
 # -- user management -------------------------------------------------------------------------------------------------
 
 
@@ -171,6 +178,7 @@ _HANDLERS = handlers(
         c.RESET_PASSWORD: handle_reset_password,
         c.DENY_ACCESS: handle_deny_access,
         c.JWKS: handle_jwks_get,
+        oauth.TOKEN: handle_oauth_token,
         c.USER_CREATE: handle_user_create,
         c.USER_UPDATE: handle_user_update,
         c.USER_DEACTIVATE: handle_user_deactivate,

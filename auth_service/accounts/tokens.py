@@ -49,6 +49,25 @@ def access_token_encode(
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": ACCESS_TYP})
 
 
+def client_access_token_encode(
+    *, kid: str, key: rsa.RSAPrivateKey, client_id: str, scopes: Sequence[str], epoch: int, now: int
+) -> str:
+    """A service account's token (client credentials): no session and no roles, its scopes instead; `cep` is the
+    client's epoch, which the gateway compares with the client's liveness marker (a rotation or disabling ends it)."""
+    claims = {
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
+        "sub": client_id,
+        "client_id": client_id,
+        "scope": " ".join(scopes),
+        "cep": epoch,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + int(settings.ACCESS_TOKEN_TTL_SECONDS),
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": ACCESS_TYP})
+
+
 def refresh_token_encode(*, user_id: str, sid: str, check: str, expires_at: int, now: int) -> str:
     claims = {
         "iss": settings.JWT_ISSUER,

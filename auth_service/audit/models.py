@@ -30,6 +30,11 @@ class SecurityEvent(models.Model):
         ROLES_CHANGED = "roles_changed", "roles changed"
         KEY_ROTATED = "key_rotated", "signing key rotated"
         KEY_REVOKED = "key_revoked", "signing key revoked"
+        CLIENT_CREATED = "client_created", "service account created"
+        CLIENT_SECRET_ROTATED = "client_secret_rotated", "service account secret rotated"
+        CLIENT_DISABLED = "client_disabled", "service account disabled"
+        CLIENT_ENABLED = "client_enabled", "service account enabled"
+        CLIENT_TOKEN = "client_token", "service account token"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"

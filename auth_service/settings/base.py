@@ -19,7 +19,7 @@ globals().update(common_settings("auth", debug_default=False))
 globals().update(token_settings())
 globals().update(celery_settings(redis_url=globals()["REDIS_URL"]))
 
-INSTALLED_APPS = [*CONSOLE_APPS, "common.outbox", "auth_service.accounts", "auth_service.audit"]
+INSTALLED_APPS = [*CONSOLE_APPS, "common.outbox", "auth_service.accounts", "auth_service.audit", "auth_service.clients"]
 
 MIDDLEWARE = console_middleware("auth_service.audit.middleware.ClientContextMiddleware")
 

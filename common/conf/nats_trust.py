@@ -51,6 +51,7 @@ AUTH_REQUESTS = (
     subjects.AUTH_RESET_PASSWORD,
     subjects.AUTH_DENY_ACCESS,
     subjects.AUTH_JWKS,
+    subjects.AUTH_OAUTH_TOKEN,
     subjects.AUTH_USER_CREATE,
     subjects.AUTH_USER_UPDATE,
     subjects.AUTH_USER_DEACTIVATE,

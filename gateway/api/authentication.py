@@ -29,6 +29,7 @@ from common.conf.context import user_id_var
 from common.contracts.errors import ServiceUnavailable
 from common.contracts.events import ROLES
 from common.contracts.sessions import session_key, user_epoch_key
+from gateway.api.client_tokens import ClientCaller, authenticate_client_token
 from gateway.api.cookies import ACCESS_COOKIE
 from gateway.api.csrf import CsrfProtected, request_passes_csrf
 from gateway.api.jwks import get_jwks
@@ -246,7 +247,7 @@ def authorization_header(request: HttpRequest | Request) -> bytes:
     return header  # type: ignore[no-any-return]
 
 
-def authenticate_request(request: HttpRequest) -> tuple[GatewayUser, dict[str, Any]] | None:
+def authenticate_request(request: HttpRequest) -> tuple[GatewayUser | ClientCaller, dict[str, Any]] | None:
     """`Authorization: Bearer <access token>`; no header means anonymous, a bad token means 401.
 
     Without any Authorization header, the browsable API's `access` cookie (BROWSABLE_API) is read instead and
@@ -266,7 +267,8 @@ def authenticate_request(request: HttpRequest) -> tuple[GatewayUser, dict[str, A
     except UnicodeDecodeError:
         log.info("access token refused", extra={"reason": "not ascii"})
         raise AuthenticationFailed(REFUSED, code="invalid_token") from None
-    return _authenticate_token(token)
+    # A service account's token (client credentials, no session) has a path of its own.
+    return authenticate_client_token(token, now=clock()) or _authenticate_token(token)
 
 
 def _authenticate_token(token: str) -> tuple[GatewayUser, dict[str, Any]]:
@@ -307,7 +309,7 @@ def _authenticate_cookie(request: HttpRequest) -> tuple[GatewayUser, dict[str, A
 class AccessTokenAuthentication(BaseAuthentication):
     """DRF's face of `authenticate_request`."""
 
-    def authenticate(self, request: Request) -> tuple[GatewayUser, dict[str, Any]] | None:
+    def authenticate(self, request: Request) -> tuple[GatewayUser | ClientCaller, dict[str, Any]] | None:
         return authenticate_request(request)  # type: ignore[arg-type]  # a Request proxies its HttpRequest
 
     def authenticate_header(self, request: Request | None) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 
-from common.contracts.scopes import SCOPES
+from common.contracts.oauth import SCOPES
 
 TOKEN_PATH = "/api/oauth/token"  # noqa: S105 - a path, not a secret
 SIGNING_ALGORITHMS = ["RS256"]

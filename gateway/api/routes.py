@@ -11,9 +11,11 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser
 
 from common.contracts import auth, main, subjects
-from gateway.api import discovery, jwks, ops
+from common.contracts.oauth import USERS_READ
+from gateway.api import discovery, jwks, oauth, ops
 from gateway.api import serializers as s
 from gateway.api.forwarding import agent_of
 from gateway.api.permissions import IsAdmin, IsSysAdmin, NotGuest
@@ -138,6 +140,26 @@ ROUTES = [
         tags=("identity",),
         description="Ends every session of the user; clears both cookies.",
     ),
+    Route(
+        "POST",
+        "api/oauth/token",
+        "Obtain a service account's access token (OAuth 2.0 client credentials)",
+        respond=oauth.token,
+        body=oauth.TokenRequestSerializer,
+        reply=oauth.TokenReplySerializer,
+        parsers=(FormParser,),
+        render_error=oauth.error_response,
+        error_reply=oauth.TokenErrorSerializer,
+        throttle="oauth-token",
+        throttle_account=oauth.client_id_of,
+        errors=(400, 401, 429),
+        name="oauth-token",
+        title="OAuth Token",
+        tags=("oauth",),
+        description="RFC 6749 §4.4, form-encoded: `grant_type=client_credentials`, optional `scope`; the client "
+        "authenticates with HTTP Basic or `client_id`/`client_secret` in the body. Errors are RFC 6749 §5.2 bodies "
+        "(`error`, `error_description`), not the error envelope.",
+    ),
     # --- the refresh cookie's routes ---------------------------------------------------------------------------
     Route(
         "POST",
@@ -210,7 +232,8 @@ ROUTES = [
         main.USER_FIND_ALL,
         access=BEARER,
         query=s.UserListQuerySerializer,
-        errors=(400, 401),
+        scope=USERS_READ,
+        errors=(400, 401, 403),
         lean=True,
         name="users",
         title="User Collection",
@@ -252,7 +275,8 @@ ROUTES = [
         main.USER_FIND_ONE,
         access=BEARER,
         args=(USER_ID,),
-        errors=(400, 401, 404),
+        scope=USERS_READ,
+        errors=(400, 401, 403, 404),
         lean=True,
         name="user",
         title="User Detail",

@@ -21,11 +21,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.throttling import BaseThrottle
 
+from common.contracts.oauth import SCOPES
 from common.contracts.rpc import Contract
 from gateway.api import schema
 from gateway.api import serializers as s
@@ -118,6 +121,8 @@ class Call:
 
 
 Respond = Callable[[Call], Any]
+# Turns the error envelope a route would answer into the route's own error shape (the OAuth token endpoint's).
+RenderError = Callable[[Response], Response]
 
 
 def reply_serializer(contract: Contract[Any]) -> type[Serializer] | Serializer | None:
@@ -147,13 +152,19 @@ class Route:
     path: str  # Django's path syntax, without the leading slash; `<str:name>` for each of `args`
     summary: str
     subject: Contract[Any] | None = None  # the NATS contract it forwards to (common/contracts)
-    respond: Respond = forward_call  # a body of its own: given the Call, returns the reply data
+    respond: Respond = forward_call  # a body of its own: given the Call, returns the reply data (or a Response)
     access: Access = PUBLIC
     role: type[BasePermission] | None = None  # checked after the access's own permissions
+    # A scope of common.contracts.oauth.SCOPES: service accounts' tokens holding it pass the route's permissions
+    # (client tokens are refused on every route that names none).
+    scope: str | None = None
     args: tuple[PathArg, ...] = ()
     query: type[Serializer] | None = None
     body: type[Serializer] | None = None  # None: an unsafe method still refuses a body with properties
     body_key: str | None = None  # forward the body under this key instead of merging its fields
+    parsers: tuple[type[BaseParser], ...] | None = None  # None: the settings' (JSON)
+    render_error: RenderError | None = None  # None: the error envelope
+    error_reply: type[Serializer] | None = None  # what `render_error` answers, for the OpenAPI document
     reply: type[Serializer] | Serializer | None = None  # None: the subject's reply type, or an empty body
     status: int = 200
     errors: tuple[int, ...] = ()  # documented error statuses; 503 and 504 are added when `upstream`
@@ -162,7 +173,8 @@ class Route:
     clears_cookies: bool = False
     cache_control: str | None = None  # of a successful answer; every other answer is `no-store`
     throttle: str | None = None  # throttle scope (PUBLIC routes), per IP and per `throttle_account` body field
-    throttle_account: str | None = None
+    # The per-account identity: a body field, or a function of the request (Basic credentials, say).
+    throttle_account: str | Callable[[Request], str] | None = None
     lean: bool = False  # a hot GET: also answered on the lean path (gateway/api/fastlane.py)
     name: str | None = None  # URL name, shared by the routes of one path
     title: str | None = None  # the browsable API's page title, shared by the routes of one path
@@ -223,6 +235,10 @@ class Route:
             raise ImproperlyConfigured(f"{where}: needs a subject to forward to, or a respond function")
         if self.body and not self.reads_body:
             raise ImproperlyConfigured(f"{where}: a {self.method} takes no body")
+        if self.scope is not None and (
+            self.scope not in SCOPES or AccessTokenAuthentication not in self.access.authentication
+        ):
+            raise ImproperlyConfigured(f"{where}: a scope must be one of {', '.join(SCOPES)}, on a bearer route")
         if self.throttle and IdentityThrottle not in self.access.throttles:
             raise ImproperlyConfigured(f"{where}: a throttle scope needs an access with IdentityThrottle")
         if self.lean:

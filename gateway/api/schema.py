@@ -34,14 +34,14 @@ _DESCRIPTIONS = {
 }
 
 
-def errors(*statuses: int) -> dict[int, Any]:
+def errors(*statuses: int, shape: Any = ErrorSerializer) -> dict[int, Any]:
     """Error responses of an operation; 503 and 504 apply to every forwarded request."""
-    return errors_only(*statuses, 503, 504)
+    return errors_only(*statuses, 503, 504, shape=shape)
 
 
-def errors_only(*statuses: int) -> dict[int, Any]:
-    """Error responses of an operation, exactly these."""
-    return {status: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[status]) for status in statuses}
+def errors_only(*statuses: int, shape: Any = ErrorSerializer) -> dict[int, Any]:
+    """Error responses of an operation, exactly these, in the envelope unless `shape` says otherwise."""
+    return {status: OpenApiResponse(shape, description=_DESCRIPTIONS[status]) for status in statuses}
 
 
 class AccessTokenScheme(OpenApiAuthenticationExtension):

@@ -161,6 +161,9 @@ THROTTLE_RATES = {
     "recover-credentials.account": "10/10m",
     "reset-password.ip": "100/10m",
     "reset-password.account": "10/10m",
+    # Service accounts' token requests: a client needs one token per access-token lifetime.
+    "oauth-token.ip": "600/10m",
+    "oauth-token.account": "60/10m",
 }
 for _entry in env_list("THROTTLE_RATES", []):
     _scope, _, _rate = _entry.partition("=")

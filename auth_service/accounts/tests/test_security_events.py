@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
+from django_redis import get_redis_connection
 
 from auth_service.accounts.models import SigningKey, User
 from auth_service.accounts.services.signing_keys import signing_key_revoke
@@ -21,6 +23,7 @@ from auth_service.audit.crypto import identifier_digest
 from auth_service.audit.models import SecurityEvent
 from common.conf.context import request_id_var
 from common.contracts import subjects
+from common.contracts.oauth import client_key
 
 Kind = SecurityEvent.Kind
 NEW_PASSWORD = "Brand-New-Secret-42"
@@ -252,6 +255,23 @@ def test_key_rotation_is_recorded_from_the_command_and_from_the_admin(settings: 
     assert third.ip == "127.0.0.1"  # the admin's request context
 
 
+def _service_account_flows(auth: AuthApi) -> list[str]:
+    """A service account created, used, refused, rotated, disabled and enabled (by command and NATS subject only:
+    the accounts app sits below the clients app); returns its secrets and tokens."""
+    out = io.StringIO()
+    call_command("create_client", "audited", "--scope", "users:read", "--shell", stdout=out, stderr=io.StringIO())
+    client_id, secret = re.findall(r"CLIENT_(?:ID|SECRET)=(\S+)", out.getvalue())
+    issued = auth(subjects.AUTH_OAUTH_TOKEN, {"clientId": client_id, "clientSecret": secret})["accessToken"]
+    auth.error(subjects.AUTH_OAUTH_TOKEN, {"clientId": client_id, "clientSecret": "Wrong-Client-Secret-1"})
+    rotated = io.StringIO()
+    call_command("rotate_client_secret", client_id, stdout=rotated)
+    call_command("disable_client", client_id, stdout=io.StringIO())
+    call_command("disable_client", client_id, "--enable", stdout=io.StringIO())
+    get_redis_connection("default").delete(client_key(client_id))
+    new_secret = re.findall(r"client_secret: (\S+)", rotated.getvalue())
+    return [secret, issued, "Wrong-Client-Secret-1", *new_secret]
+
+
 def test_every_kind_is_recorded_and_no_event_holds_a_secret(auth: AuthApi, settings: Any) -> None:
     """One pass through every flow, collecting each password, code and token that went by."""
     settings.REFRESH_REUSE_GRACE_SECONDS = 0
@@ -298,6 +318,7 @@ def test_every_kind_is_recorded_and_no_event_holds_a_secret(auth: AuthApi, setti
     auth(subjects.AUTH_REVALIDATE, {"refreshToken": racing["refreshToken"]})  # the grace replay
     secrets += [racing["refreshToken"], racing["accessToken"], rotated["refreshToken"], rotated["accessToken"]]
     signing_key_revoke(kid=SigningKey.objects.get(state="retired").kid)
+    secrets += _service_account_flows(auth)
 
     assert set(SecurityEvent.objects.values_list("kind", flat=True)) == set(Kind.values)
     blob = dump(SecurityEvent.objects.all())

@@ -33,8 +33,11 @@ SPEC_OPERATIONS = {
     ("/.well-known/jwks.json", "get"),
     # SPEC §2c.
     ("/.well-known/openid-configuration", "get"),
+    ("/api/oauth/token", "post"),
 }
 FROM_SETTINGS_ONLY = ("/.well-known/openid-configuration", "get")
+# An OAuth endpoint answers RFC 6749's error bodies, not the envelope.
+OAUTH_ERROR = {"$ref": "#/components/schemas/TokenError"}
 # Also SPEC §2 routes, but not API operations: the document itself and its UI, and the health probes every
 # service answers (plain Django views). They are checked to answer below instead.
 UNDOCUMENTED = ("/api/schema/", "/api/docs/", "/healthz")
@@ -86,8 +89,9 @@ def test_every_operation_documents_its_errors_in_the_envelope() -> None:
             statuses = {status for status in operation["responses"] if status.startswith(("4", "5"))}
             # Every operation but the discovery document (settings only) may find a service or store unavailable.
             assert statuses == set() if (path, method) == FROM_SETTINGS_ONLY else {"503"} <= statuses, (path, method)
+            expected = OAUTH_ERROR if path == "/api/oauth/token" else error
             for status in statuses:
-                assert operation["responses"][status]["content"]["application/json"]["schema"] == error
+                assert operation["responses"][status]["content"]["application/json"]["schema"] == expected
 
 
 def test_the_routes_outside_the_document_answer() -> None:
