@@ -30,6 +30,12 @@ class SecurityEvent(models.Model):
         ROLES_CHANGED = "roles_changed", "roles changed"
         KEY_ROTATED = "key_rotated", "signing key rotated"
         KEY_REVOKED = "key_revoked", "signing key revoked"
+        TOTP_ENABLED = "totp_enabled", "TOTP enabled"
+        TOTP_DISABLED = "totp_disabled", "TOTP disabled"
+        RECOVERY_CODES_ISSUED = "recovery_codes_issued", "recovery codes issued"
+        RECOVERY_CODE_USED = "recovery_code_used", "recovery code used"
+        SECOND_FACTOR = "second_factor", "second factor at login"
+        MFA_RESET = "mfa_reset", "second factors reset"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"
