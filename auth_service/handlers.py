@@ -1,5 +1,5 @@
 """NATS subjects of the auth service: each handler is given its request decoded with the subject's contract
-(common/contracts/auth.py), calls one service and answers the contract's reply."""
+(common/contracts: auth, mfa, oauth), calls one service and answers the contract's reply."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from typing import Any
 
 from auth_service.accounts import selectors
 from auth_service.accounts.key_revocation import forget_revoked_keys
-from auth_service.accounts.services import login, recovery, registration, seed, sessions, signing_keys, users
+from auth_service.accounts.services import login, mfa, recovery, registration, seed, sessions, signing_keys, users
 from auth_service.accounts.snapshots import iso, user_public
 from auth_service.audit.context import client_context
 from auth_service.clients import services as clients
 from common.contracts import auth as c
+from common.contracts import mfa as m
 from common.contracts import oauth
 from common.contracts.envelope import Agent, Request
-from common.contracts.errors import Unauthorized
+from common.contracts.errors import Unauthorized, ValidationFailed
 from common.contracts.rpc import Empty
 from common.contracts.users import UserPublic
 from common.messaging.bridge import BackgroundTask, Handler, handlers
@@ -62,9 +63,24 @@ def handle_resend_verification(request: Request, data: c.EmailOnly) -> None:
     registration.verification_resend(email=data.email)
 
 
-def handle_login_user(request: Request, data: c.Login) -> c.Tokens:
+def handle_login_user(request: Request, data: c.Login) -> c.Tokens | c.MfaChallenge:
     ip, user_agent = _client(request)
-    return _token_reply(login.user_authenticate(slug=data.slug, password=data.password, ip=ip, user_agent=user_agent))
+    result = login.user_authenticate(slug=data.slug, password=data.password, ip=ip, user_agent=user_agent)
+    if isinstance(result, login.MfaChallenge):
+        return c.MfaChallenge(mfa_required=True, mfa_token=result.mfa_token, methods=list(result.methods))
+    return _token_reply(result)
+
+
+def handle_login_mfa(request: Request, data: m.LoginMfa) -> c.Tokens:
+    if (data.code is None) == (data.recovery_code is None):
+        raise ValidationFailed(
+            "Give one of code or recoveryCode", fields={"code": ["code or recoveryCode is required"]}
+        )
+    ip, user_agent = _client(request)
+    pair = login.mfa_authenticate(
+        mfa_token=data.mfa_token, code=data.code, recovery_code=data.recovery_code, ip=ip, user_agent=user_agent
+    )
+    return _token_reply(pair)
 
 
 def handle_revalidate_credentials(request: Request, data: c.RefreshToken) -> c.Tokens:
@@ -114,6 +130,47 @@ def handle_jwks_get(request: Request, data: Empty) -> dict[str, Any]:
 def handle_oauth_token(request: Request, data: oauth.TokenRequest) -> oauth.IssuedToken:
     issued = clients.client_token_issue(client_id=data.client_id, client_secret=data.client_secret, scope=data.scope)
     return oauth.IssuedToken(access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope)
+
+
+# -- second factors ------------------------------------------------------------------------------------------------
+
+
+def handle_mfa_status(request: Request, data: Empty) -> m.MfaStatus:
+    status = selectors.mfa_status_get(_agent(request).id)
+    passkeys = [
+        m.PasskeyInfo(
+            id=p.id,
+            name=p.name,
+            created_at=iso(p.created_at),
+            last_used_at=iso(p.last_used_at) if p.last_used_at else None,
+        )
+        for p in status.passkeys
+    ]
+    return m.MfaStatus(totp=status.totp, recovery_codes_left=status.recovery_codes_left, passkeys=passkeys)
+
+
+def handle_totp_setup(request: Request, data: Empty) -> m.TotpSetup:
+    setup = mfa.totp_setup(user_id=_agent(request).id)
+    return m.TotpSetup(secret=setup.secret, otpauth_uri=setup.otpauth_uri, qr_svg=setup.qr_svg)
+
+
+def handle_totp_confirm(request: Request, data: m.CodeOnly) -> m.RecoveryCodes:
+    return m.RecoveryCodes(recovery_codes=mfa.totp_confirm(user_id=_agent(request).id, code=data.code))
+
+
+def handle_totp_disable(request: Request, data: m.PasswordAndCode) -> None:
+    mfa.totp_disable(user_id=_agent(request).id, password=data.password, code=data.code, ip=_client(request)[0])
+
+
+def handle_recovery_codes_regenerate(request: Request, data: m.PasswordAndCode) -> m.RecoveryCodes:
+    codes = mfa.recovery_codes_regenerate(
+        user_id=_agent(request).id, password=data.password, code=data.code, ip=_client(request)[0]
+    )
+    return m.RecoveryCodes(recovery_codes=codes)
+
+
+def handle_mfa_reset(request: Request, data: c.UserRef) -> None:
+    mfa.mfa_reset(agent_id=_agent(request).id, user_id=str(data.id))
 
 
 # -- user management -------------------------------------------------------------------------------------------------
@@ -179,6 +236,13 @@ _HANDLERS = handlers(
         c.DENY_ACCESS: handle_deny_access,
         c.JWKS: handle_jwks_get,
         oauth.TOKEN: handle_oauth_token,
+        m.LOGIN_MFA: handle_login_mfa,
+        m.MFA_STATUS: handle_mfa_status,
+        m.TOTP_SETUP: handle_totp_setup,
+        m.TOTP_CONFIRM: handle_totp_confirm,
+        m.TOTP_DISABLE: handle_totp_disable,
+        m.RECOVERY_CODES_REGENERATE: handle_recovery_codes_regenerate,
+        m.MFA_RESET: handle_mfa_reset,
         c.USER_CREATE: handle_user_create,
         c.USER_UPDATE: handle_user_update,
         c.USER_DEACTIVATE: handle_user_deactivate,

@@ -35,6 +35,12 @@ class SecurityEvent(models.Model):
         CLIENT_DISABLED = "client_disabled", "service account disabled"
         CLIENT_ENABLED = "client_enabled", "service account enabled"
         CLIENT_TOKEN = "client_token", "service account token"
+        TOTP_ENABLED = "totp_enabled", "TOTP enabled"
+        TOTP_DISABLED = "totp_disabled", "TOTP disabled"
+        RECOVERY_CODES_ISSUED = "recovery_codes_issued", "recovery codes issued"
+        RECOVERY_CODE_USED = "recovery_code_used", "recovery code used"
+        SECOND_FACTOR = "second_factor", "second factor at login"
+        MFA_RESET = "mfa_reset", "second factors reset"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"

@@ -111,6 +111,15 @@ class Tokens(Message):
     session_id: str
 
 
+class MfaChallenge(Message):
+    """A login whose password was right, for a user with a second factor: no session yet; finish it with the token
+    and one of `methods` (SPEC §2b)."""
+
+    mfa_required: bool
+    mfa_token: str
+    methods: list[str]
+
+
 class SessionInfo(Message):
     id: str
     device: str | None
@@ -133,7 +142,7 @@ class SeedDone(Message):
 SIGNUP = Contract(subjects.AUTH_SIGNUP, Signup, errors=(400, 409, 429))
 VERIFY_ACCOUNT = Contract(subjects.AUTH_VERIFY_ACCOUNT, VerifyAccount, errors=(400, 429))
 RESEND_VERIFICATION = Contract(subjects.AUTH_RESEND_VERIFICATION, EmailOnly, errors=(400, 429))
-LOGIN = Contract(subjects.AUTH_LOGIN, Login, Tokens, errors=(400, 401, 429))
+LOGIN = Contract(subjects.AUTH_LOGIN, Login, Tokens | MfaChallenge, errors=(400, 401, 429))
 REVALIDATE = Contract(subjects.AUTH_REVALIDATE, RefreshToken, Tokens, errors=(400, 401))
 LOGOUT = Contract(subjects.AUTH_LOGOUT, Logout, errors=(400, 401))
 SESSIONS_LIST = Contract(subjects.AUTH_SESSIONS_LIST, Empty, list[SessionInfo], errors=(401,))
