@@ -9,7 +9,7 @@ from typing import Any
 from django.db import connection
 from django.db.models.functions import Lower
 
-from auth_service.accounts.models import SigningKey, User
+from auth_service.accounts.models import Passkey, SigningKey, User
 from auth_service.accounts.policies import normalize_email
 from auth_service.accounts.sessions import SessionInfo, session_store_list
 
@@ -97,3 +97,17 @@ def jwks_keys() -> list[dict[str, Any]]:
 def session_list(*, user_id: str) -> list[SessionInfo]:
     """The user's live sessions (devices), oldest first."""
     return session_store_list(user_id)
+
+
+def passkey_list(*, user_id: str | uuid.UUID) -> list[Passkey]:
+    """The user's passkeys, oldest first."""
+    return list(Passkey.objects.filter(user_id=user_id))
+
+
+def passkey_get_by_credential_id(credential_id: bytes) -> Passkey | None:
+    return Passkey.objects.select_related("user").filter(credential_id=credential_id).first()
+
+
+def user_has_passkeys(user_id: str | uuid.UUID) -> bool:
+    """Whether a password alone may no longer log the user in (a passkey is a second factor too)."""
+    return Passkey.objects.filter(user_id=user_id).exists()

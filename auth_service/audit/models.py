@@ -30,6 +30,10 @@ class SecurityEvent(models.Model):
         ROLES_CHANGED = "roles_changed", "roles changed"
         KEY_ROTATED = "key_rotated", "signing key rotated"
         KEY_REVOKED = "key_revoked", "signing key revoked"
+        PASSKEY_ADDED = "passkey_added", "passkey added"
+        PASSKEY_RENAMED = "passkey_renamed", "passkey renamed"
+        PASSKEY_REMOVED = "passkey_removed", "passkey removed"
+        PASSKEY_REGISTRATION = "passkey_registration", "passkey registration"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"
