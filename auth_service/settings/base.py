@@ -77,6 +77,11 @@ RECOVERY_MIN_DURATION_SECONDS = env_float("RECOVERY_MIN_DURATION_SECONDS", 0.25)
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
 LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 100)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+# Second factors (SPEC §2b): the login's mfaToken lives this long and allows this many wrong codes; wrong codes also
+# count in the login failure budget above. TOTP_ISSUER names the service in authenticator apps.
+MFA_TOKEN_TTL_SECONDS = env_int("MFA_TOKEN_TTL_SECONDS", 300)
+MFA_TOKEN_MAX_FAILURES = env_int("MFA_TOKEN_MAX_FAILURES", 5)
+TOTP_ISSUER = env("TOTP_ISSUER", "Authmesh")
 
 # Signing keys: rotated on a schedule; a retired key stays published longer than an access token lives.
 SIGNING_KEY_ROTATION_DAYS = env_int("SIGNING_KEY_ROTATION_DAYS", 30)
