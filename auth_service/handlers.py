@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -10,7 +11,16 @@ from typing import Any
 
 from auth_service.accounts import selectors
 from auth_service.accounts.key_revocation import forget_revoked_keys
-from auth_service.accounts.services import login, recovery, registration, seed, sessions, signing_keys, users
+from auth_service.accounts.services import (
+    login,
+    passkeys,
+    recovery,
+    registration,
+    seed,
+    sessions,
+    signing_keys,
+    users,
+)
 from auth_service.accounts.snapshots import iso, user_public
 from auth_service.audit.context import client_context
 from common.contracts import subjects
@@ -47,6 +57,18 @@ def _string_list(value: Any) -> str | None:
 
 def _object(value: Any) -> str | None:
     return None if isinstance(value, dict) else "must be an object"
+
+
+# A browser's WebAuthn credential JSON (a few kilobytes at most; attestation certificates are not asked for).
+MAX_CREDENTIAL_BYTES = 64 * 1024
+
+
+def _credential(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be an object"
+    if len(json.dumps(value)) > MAX_CREDENTIAL_BYTES:
+        return f"must be at most {MAX_CREDENTIAL_BYTES} bytes long"
+    return None
 
 
 def _uuid(value: Any) -> str | None:
@@ -192,6 +214,62 @@ def handle_jwks_get(request: Request) -> dict[str, Any]:
     return signing_keys.jwks_get()
 
 
+# -- passkeys -------------------------------------------------------------------------------------------------------
+
+
+def _passkey_reply(view: passkeys.PasskeyView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "name": view.name,
+        "createdAt": iso(view.created_at),
+        "lastUsedAt": iso(view.last_used_at) if view.last_used_at else None,
+    }
+
+
+def handle_passkey_register_options(request: Request) -> dict[str, Any]:
+    agent = _agent(request)
+    _validated(request.data, required={})
+    return passkeys.passkey_registration_options(user_id=agent.id)
+
+
+def handle_passkey_register_verify(request: Request) -> dict[str, Any]:
+    agent = _agent(request)
+    data = _validated(request.data, required={"credential": _credential, "name": _string})
+    return _passkey_reply(passkeys.passkey_register(user_id=agent.id, credential=data["credential"], name=data["name"]))
+
+
+def handle_passkey_list(request: Request) -> list[dict[str, Any]]:
+    agent = _agent(request)
+    _validated(request.data, required={})
+    return [_passkey_reply(view) for view in passkeys.passkey_list(user_id=agent.id)]
+
+
+def handle_passkey_rename(request: Request) -> dict[str, Any]:
+    agent = _agent(request)
+    data = _validated(request.data, required={"id": _uuid, "name": _string})
+    return _passkey_reply(passkeys.passkey_rename(user_id=agent.id, passkey_id=data["id"], name=data["name"]))
+
+
+def handle_passkey_delete(request: Request) -> None:
+    agent = _agent(request)
+    data = _validated(request.data, required={"id": _uuid})
+    passkeys.passkey_delete(user_id=agent.id, passkey_id=data["id"])
+
+
+def handle_passkey_login_options(request: Request) -> dict[str, Any]:
+    data = _validated(request.data, required={}, optional={"slug": _string})
+    return passkeys.passkey_login_options(slug=data.get("slug"))
+
+
+def handle_passkey_login_verify(request: Request) -> dict[str, Any]:
+    data = _validated(request.data, required={"credential": _credential}, optional={"mfaToken": _string})
+    ip, user_agent = _client(request)
+    pair = passkeys.passkey_authenticate(
+        credential=data["credential"], mfa_token=data.get("mfaToken"), ip=ip, user_agent=user_agent
+    )
+    return _token_reply(pair)
+
+
 # -- user management -------------------------------------------------------------------------------------------------
 
 
@@ -279,6 +357,13 @@ _HANDLERS: dict[str, Handler] = {
     subjects.AUTH_RESET_PASSWORD: handle_reset_password,
     subjects.AUTH_DENY_ACCESS: handle_deny_access,
     subjects.AUTH_JWKS: handle_jwks_get,
+    subjects.AUTH_PASSKEY_REGISTER_OPTIONS: handle_passkey_register_options,
+    subjects.AUTH_PASSKEY_REGISTER_VERIFY: handle_passkey_register_verify,
+    subjects.AUTH_PASSKEY_LIST: handle_passkey_list,
+    subjects.AUTH_PASSKEY_RENAME: handle_passkey_rename,
+    subjects.AUTH_PASSKEY_DELETE: handle_passkey_delete,
+    subjects.AUTH_PASSKEY_LOGIN_OPTIONS: handle_passkey_login_options,
+    subjects.AUTH_PASSKEY_LOGIN_VERIFY: handle_passkey_login_verify,
     subjects.AUTH_USER_CREATE: handle_user_create,
     subjects.AUTH_USER_UPDATE: handle_user_update,
     subjects.AUTH_USER_DEACTIVATE: handle_user_deactivate,

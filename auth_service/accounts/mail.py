@@ -107,7 +107,7 @@ def passkey_added_mail(*, to: str, name: str, passkey_name: str) -> Mail:
         to=to,
         subject="A passkey was added to your account",
         body=(
-            f"Hello {name},\n\na passkey named \"{passkey_name}\" was added to your account; it can now log you in.\n"
+            f'Hello {name},\n\na passkey named "{passkey_name}" was added to your account; it can now log you in.\n'
             "If you did not do this, remove it, change your password and contact an administrator.\n"
         ),
     )
@@ -118,7 +118,7 @@ def passkey_removed_mail(*, to: str, name: str, passkey_name: str) -> Mail:
         to=to,
         subject="A passkey was removed from your account",
         body=(
-            f"Hello {name},\n\nthe passkey named \"{passkey_name}\" was removed from your account.\n"
+            f'Hello {name},\n\nthe passkey named "{passkey_name}" was removed from your account.\n'
             "If you did not do this, change your password and contact an administrator.\n"
         ),
     )

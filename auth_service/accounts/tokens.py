@@ -31,10 +31,19 @@ class RefreshClaims:
 
 
 def access_token_encode(
-    *, kid: str, key: rsa.RSAPrivateKey, user_id: str, sid: str, roles: Sequence[str], now: int, epoch: int = 0
+    *,
+    kid: str,
+    key: rsa.RSAPrivateKey,
+    user_id: str,
+    sid: str,
+    roles: Sequence[str],
+    now: int,
+    epoch: int = 0,
+    amr: Sequence[str] | None = None,
 ) -> str:
     """`ep` is the user's credential epoch when the token was issued: the gateway refuses a token whose epoch is
-    below its session's `tmin` (a role change, for one, makes the tokens issued before it useless at once)."""
+    below its session's `tmin` (a role change, for one, makes the tokens issued before it useless at once).
+    `amr` (RFC 8176) says how the user authenticated at login: `pwd`, `hwk` (a passkey)..."""
     claims = {
         "iss": settings.JWT_ISSUER,
         "aud": settings.JWT_AUDIENCE,
@@ -46,6 +55,8 @@ def access_token_encode(
         "iat": now,
         "exp": now + int(settings.ACCESS_TOKEN_TTL_SECONDS),
     }
+    if amr:
+        claims["amr"] = list(amr)
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": ACCESS_TYP})
 
 

@@ -21,6 +21,15 @@ AUTH_RESET_PASSWORD = "auth.reset.password"  # noqa: S105 - a subject name
 AUTH_DENY_ACCESS = "auth.deny.access"
 AUTH_JWKS = "auth.jwks.get"
 
+# auth service: passkeys (WebAuthn ceremonies, the caller's list, and the passkey login).
+AUTH_PASSKEY_REGISTER_OPTIONS = "auth.passkeys.register.options"
+AUTH_PASSKEY_REGISTER_VERIFY = "auth.passkeys.register.verify"
+AUTH_PASSKEY_LIST = "auth.passkeys.list"
+AUTH_PASSKEY_RENAME = "auth.passkeys.rename"
+AUTH_PASSKEY_DELETE = "auth.passkeys.delete"
+AUTH_PASSKEY_LOGIN_OPTIONS = "auth.login.passkey.options"
+AUTH_PASSKEY_LOGIN_VERIFY = "auth.login.passkey.verify"
+
 # auth service: user management writes (the single writer of identity). Deliberately outside `auth.user.>`,
 # the events stream's subjects: JetStream would otherwise store these requests (passwords included) and ack them.
 AUTH_USER_CREATE = "auth.users.create"

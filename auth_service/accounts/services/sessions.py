@@ -19,7 +19,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -70,20 +70,29 @@ class TokenPair:
 
 
 def token_pair(
-    *, user: User | selectors.TokenSubject, sid: str, check: str, expires_at: int, now: int, epoch: int
+    *,
+    user: User | selectors.TokenSubject,
+    sid: str,
+    check: str,
+    expires_at: int,
+    now: int,
+    epoch: int,
+    amr: Sequence[str] | None = None,
 ) -> TokenPair:
 
     kid, key = signing_key_for_signing()
     user_id = str(user.id)
     access = access_token_encode(
-        kid=kid, key=key, user_id=user_id, sid=sid, roles=sorted_roles(user.roles), now=now, epoch=epoch
+        kid=kid, key=key, user_id=user_id, sid=sid, roles=sorted_roles(user.roles), now=now, epoch=epoch, amr=amr
     )
     refresh = refresh_token_encode(user_id=user_id, sid=sid, check=check, expires_at=expires_at, now=now)
     return TokenPair(access_token=access, refresh_token=refresh, refresh_expires_at=expires_at, session_id=sid)
 
 
-def session_open(*, user: User, ip: str | None, user_agent: str | None) -> TokenPair | None:
-    """A new session for a user whose credentials were just checked; None when they changed meanwhile."""
+def session_open(
+    *, user: User, ip: str | None, user_agent: str | None, amr: Sequence[str] | None = None
+) -> TokenPair | None:
+    """A new session for a user whose credentials were just checked (`amr`: how); None when they changed meanwhile."""
     epoch = credential_epoch_get(str(user.id))
     # Read after the epoch: a change committed before this read is seen here, one committed after it bumps the
     # epoch before or after the session is created, and either way the session cannot outlive it.
@@ -102,7 +111,7 @@ def session_open(*, user: User, ip: str | None, user_agent: str | None) -> Token
     )
     if sid is None:
         return None
-    return token_pair(user=user, sid=sid, check=check, expires_at=expires_at, now=now, epoch=epoch)
+    return token_pair(user=user, sid=sid, check=check, expires_at=expires_at, now=now, epoch=epoch, amr=amr)
 
 
 def _replay_key(check: str) -> Fernet:
