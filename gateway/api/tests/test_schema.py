@@ -31,6 +31,14 @@ SPEC_OPERATIONS = {
     ("/api/admin/log-level", "post"),
     ("/api/seed", "get"),
     ("/.well-known/jwks.json", "get"),
+    # SPEC §2b: passkeys.
+    ("/api/auth/passkeys/register/options", "post"),
+    ("/api/auth/passkeys/register/verify", "post"),
+    ("/api/auth/passkeys", "get"),
+    ("/api/auth/passkeys/{passkey_id}", "patch"),
+    ("/api/auth/passkeys/{passkey_id}", "delete"),
+    ("/api/login/passkey/options", "post"),
+    ("/api/login/passkey/verify", "post"),
 }
 # Also SPEC §2 routes, but not API operations: the document itself and its UI, and the health probes every
 # service answers (plain Django views). They are checked to answer below instead.
