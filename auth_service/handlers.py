@@ -13,6 +13,7 @@ from auth_service.accounts import selectors
 from auth_service.accounts.key_revocation import forget_revoked_keys
 from auth_service.accounts.services import (
     login,
+    mfa,
     passkeys,
     recovery,
     registration,
@@ -157,7 +158,26 @@ def handle_resend_verification(request: Request) -> None:
 def handle_login_user(request: Request) -> dict[str, Any]:
     data = _validated(request.data, required={"slug": _string, "password": _string})
     ip, user_agent = _client(request)
-    pair = login.user_authenticate(slug=data["slug"], password=data["password"], ip=ip, user_agent=user_agent)
+    result = login.user_authenticate(slug=data["slug"], password=data["password"], ip=ip, user_agent=user_agent)
+    if isinstance(result, login.MfaChallenge):
+        return {"mfaRequired": True, "mfaToken": result.mfa_token, "methods": list(result.methods)}
+    return _token_reply(result)
+
+
+def handle_login_mfa(request: Request) -> dict[str, Any]:
+    data = _validated(request.data, required={"mfaToken": _string}, optional={"code": _string, "recoveryCode": _string})
+    if ("code" in data) == ("recoveryCode" in data):
+        raise ValidationFailed(
+            "Give one of code or recoveryCode", fields={"code": ["code or recoveryCode is required"]}
+        )
+    ip, user_agent = _client(request)
+    pair = login.mfa_authenticate(
+        mfa_token=data["mfaToken"],
+        code=data.get("code"),
+        recovery_code=data.get("recoveryCode"),
+        ip=ip,
+        user_agent=user_agent,
+    )
     return _token_reply(pair)
 
 
@@ -217,7 +237,7 @@ def handle_jwks_get(request: Request) -> dict[str, Any]:
 # -- passkeys -------------------------------------------------------------------------------------------------------
 
 
-def _passkey_reply(view: passkeys.PasskeyView) -> dict[str, Any]:
+def _passkey_reply(view: selectors.PasskeyInfo) -> dict[str, Any]:
     return {
         "id": view.id,
         "name": view.name,
@@ -268,6 +288,51 @@ def handle_passkey_login_verify(request: Request) -> dict[str, Any]:
         credential=data["credential"], mfa_token=data.get("mfaToken"), ip=ip, user_agent=user_agent
     )
     return _token_reply(pair)
+
+
+# -- second factors ------------------------------------------------------------------------------------------------
+
+
+def handle_mfa_status(request: Request) -> dict[str, Any]:
+    agent = _agent(request)
+    _validated(request.data, required={})
+    status = selectors.mfa_status_get(agent.id)
+    listed = [_passkey_reply(passkey) for passkey in status.passkeys]
+    return {"totp": status.totp, "recoveryCodesLeft": status.recovery_codes_left, "passkeys": listed}
+
+
+def handle_totp_setup(request: Request) -> dict[str, Any]:
+    agent = _agent(request)
+    _validated(request.data, required={})
+    setup = mfa.totp_setup(user_id=agent.id)
+    return {"secret": setup.secret, "otpauthUri": setup.otpauth_uri, "qrSvg": setup.qr_svg}
+
+
+def handle_totp_confirm(request: Request) -> dict[str, Any]:
+    agent = _agent(request)
+    data = _validated(request.data, required={"code": _string})
+    return {"recoveryCodes": mfa.totp_confirm(user_id=agent.id, code=data["code"])}
+
+
+def handle_totp_disable(request: Request) -> None:
+    agent = _agent(request)
+    data = _validated(request.data, required={"password": _string, "code": _string})
+    mfa.totp_disable(user_id=agent.id, password=data["password"], code=data["code"], ip=_client(request)[0])
+
+
+def handle_recovery_codes_regenerate(request: Request) -> dict[str, Any]:
+    agent = _agent(request)
+    data = _validated(request.data, required={"password": _string, "code": _string})
+    codes = mfa.recovery_codes_regenerate(
+        user_id=agent.id, password=data["password"], code=data["code"], ip=_client(request)[0]
+    )
+    return {"recoveryCodes": codes}
+
+
+def handle_mfa_reset(request: Request) -> None:
+    agent = _agent(request)
+    data = _validated(request.data, required={"id": _uuid})
+    mfa.mfa_reset(agent_id=agent.id, user_id=data["id"])
 
 
 # -- user management -------------------------------------------------------------------------------------------------
@@ -364,6 +429,13 @@ _HANDLERS: dict[str, Handler] = {
     subjects.AUTH_PASSKEY_DELETE: handle_passkey_delete,
     subjects.AUTH_PASSKEY_LOGIN_OPTIONS: handle_passkey_login_options,
     subjects.AUTH_PASSKEY_LOGIN_VERIFY: handle_passkey_login_verify,
+    subjects.AUTH_LOGIN_MFA: handle_login_mfa,
+    subjects.AUTH_MFA_STATUS: handle_mfa_status,
+    subjects.AUTH_TOTP_SETUP: handle_totp_setup,
+    subjects.AUTH_TOTP_CONFIRM: handle_totp_confirm,
+    subjects.AUTH_TOTP_DISABLE: handle_totp_disable,
+    subjects.AUTH_RECOVERY_CODES_REGENERATE: handle_recovery_codes_regenerate,
+    subjects.AUTH_MFA_RESET: handle_mfa_reset,
     subjects.AUTH_USER_CREATE: handle_user_create,
     subjects.AUTH_USER_UPDATE: handle_user_update,
     subjects.AUTH_USER_DEACTIVATE: handle_user_deactivate,

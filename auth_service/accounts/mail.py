@@ -135,6 +135,15 @@ def passkey_failure_mail(*, to: str, name: str) -> Mail:
     )
 
 
+def security_notice_mail(*, to: str, name: str, subject: str, what: str) -> Mail:
+    """A change or a failure on the account's second factors (`what`: one sentence; never a code or a secret)."""
+    return Mail(
+        to=to,
+        subject=subject,
+        body=(f"Hello {name},\n\n{what}\n\nIf this was not you, change your password and contact an administrator.\n"),
+    )
+
+
 def mail_send_after_commit(mail: Mail) -> None:
     """Queue the mail once the current transaction commits (nothing leaves for a change that is rolled back)."""
     transaction.on_commit(partial(mail_enqueue, mail))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
 from django.db.models.functions import Lower
 
-from auth_service.accounts.models import Passkey, SigningKey, User
+from auth_service.accounts.mfa_tokens import METHOD_PASSKEY, METHOD_RECOVERY_CODE, METHOD_TOTP
+from auth_service.accounts.models import Passkey, RecoveryCode, SigningKey, TotpDevice, User
 from auth_service.accounts.policies import normalize_email
 from auth_service.accounts.sessions import SessionInfo, session_store_list
 
@@ -99,8 +101,8 @@ def session_list(*, user_id: str) -> list[SessionInfo]:
     return session_store_list(user_id)
 
 
-def passkey_list(*, user_id: str | uuid.UUID) -> list[Passkey]:
-    """The user's passkeys, oldest first."""
+def passkey_credentials(user_id: str | uuid.UUID) -> list[Passkey]:
+    """The user's passkeys with their keys (for the WebAuthn ceremonies), oldest first."""
     return list(Passkey.objects.filter(user_id=user_id))
 
 
@@ -108,6 +110,63 @@ def passkey_get_by_credential_id(credential_id: bytes) -> Passkey | None:
     return Passkey.objects.select_related("user").filter(credential_id=credential_id).first()
 
 
-def user_has_passkeys(user_id: str | uuid.UUID) -> bool:
-    """Whether a password alone may no longer log the user in (a passkey is a second factor too)."""
-    return Passkey.objects.filter(user_id=user_id).exists()
+# -- second factors ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PasskeyInfo:
+    """What the user sees of one passkey (never its public key or credential id)."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+def passkey_info(passkey: Passkey) -> PasskeyInfo:
+    return PasskeyInfo(
+        id=str(passkey.id), name=passkey.name, created_at=passkey.created_at, last_used_at=passkey.last_used_at
+    )
+
+
+def passkey_list(user_id: str | uuid.UUID) -> list[PasskeyInfo]:
+    """The user's passkeys as the user sees them, oldest first."""
+    return [passkey_info(passkey) for passkey in passkey_credentials(user_id)]
+
+
+def totp_device_get(user_id: str | uuid.UUID, *, confirmed: bool | None = None) -> TotpDevice | None:
+    qs = TotpDevice.objects.filter(user_id=user_id)
+    if confirmed is not None:
+        qs = qs.filter(is_confirmed=confirmed)
+    return qs.first()
+
+
+def recovery_codes_left(user_id: str | uuid.UUID) -> int:
+    return RecoveryCode.objects.filter(user_id=user_id).count()
+
+
+def mfa_methods(user_id: str | uuid.UUID) -> list[str]:
+    """How the user can finish a login after the password: empty for a user without a second factor (one query)."""
+    methods: list[str] = []
+    if TotpDevice.objects.filter(user_id=user_id, is_confirmed=True).exists():
+        methods.append(METHOD_TOTP)
+        if RecoveryCode.objects.filter(user_id=user_id).exists():
+            methods.append(METHOD_RECOVERY_CODE)
+    if Passkey.objects.filter(user_id=user_id).exists():
+        methods.append(METHOD_PASSKEY)
+    return methods
+
+
+@dataclass(frozen=True)
+class MfaStatus:
+    totp: bool
+    recovery_codes_left: int
+    passkeys: list[PasskeyInfo]
+
+
+def mfa_status_get(user_id: str | uuid.UUID) -> MfaStatus:
+    return MfaStatus(
+        totp=totp_device_get(user_id, confirmed=True) is not None,
+        recovery_codes_left=recovery_codes_left(user_id),
+        passkeys=passkey_list(user_id),
+    )

@@ -34,6 +34,12 @@ class SecurityEvent(models.Model):
         PASSKEY_RENAMED = "passkey_renamed", "passkey renamed"
         PASSKEY_REMOVED = "passkey_removed", "passkey removed"
         PASSKEY_REGISTRATION = "passkey_registration", "passkey registration"
+        TOTP_ENABLED = "totp_enabled", "TOTP enabled"
+        TOTP_DISABLED = "totp_disabled", "TOTP disabled"
+        RECOVERY_CODES_ISSUED = "recovery_codes_issued", "recovery codes issued"
+        RECOVERY_CODE_USED = "recovery_code_used", "recovery code used"
+        SECOND_FACTOR = "second_factor", "second factor at login"
+        MFA_RESET = "mfa_reset", "second factors reset"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"

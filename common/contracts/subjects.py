@@ -29,6 +29,14 @@ AUTH_PASSKEY_RENAME = "auth.passkeys.rename"
 AUTH_PASSKEY_DELETE = "auth.passkeys.delete"
 AUTH_PASSKEY_LOGIN_OPTIONS = "auth.login.passkey.options"
 AUTH_PASSKEY_LOGIN_VERIFY = "auth.login.passkey.verify"
+# auth service: second factors (SPEC §2b).
+AUTH_LOGIN_MFA = "auth.login.mfa"
+AUTH_MFA_STATUS = "auth.mfa.status"
+AUTH_TOTP_SETUP = "auth.mfa.totp.setup"
+AUTH_TOTP_CONFIRM = "auth.mfa.totp.confirm"
+AUTH_TOTP_DISABLE = "auth.mfa.totp.disable"
+AUTH_RECOVERY_CODES_REGENERATE = "auth.mfa.recovery-codes.regenerate"
+AUTH_MFA_RESET = "auth.mfa.reset"
 
 # auth service: user management writes (the single writer of identity). Deliberately outside `auth.user.>`,
 # the events stream's subjects: JetStream would otherwise store these requests (passwords included) and ack them.

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -47,6 +45,7 @@ from auth_service.accounts.mail import (
 )
 from auth_service.accounts.mfa_tokens import (
     AMR_HARDWARE_KEY,
+    METHOD_PASSKEY,
     MfaTokenState,
     mfa_token_consume,
     mfa_token_failure,
@@ -60,7 +59,7 @@ from auth_service.accounts.passkey_challenges import (
     challenge_issue,
 )
 from auth_service.accounts.services._common import FAILURE, Kind, agent_load
-from auth_service.accounts.services.login import INVALID_CREDENTIALS, NOT_VERIFIED, TOO_MANY_LOGINS
+from auth_service.accounts.services.login import INVALID_CREDENTIALS, INVALID_MFA, NOT_VERIFIED, TOO_MANY_LOGINS
 from auth_service.accounts.services.sessions import TokenPair, session_open
 from auth_service.accounts.sessions import credential_epoch_get
 from auth_service.accounts.throttle import login_attempt_refund, login_attempt_reserve
@@ -74,20 +73,6 @@ INVALID_REGISTRATION = "The passkey could not be registered: start again"
 PASSKEY_NOT_FOUND = "Passkey not found"
 _KNOWN_TRANSPORTS = frozenset(transport.value for transport in AuthenticatorTransport)
 _DECOY_SALT = "authmesh.accounts.passkey-decoy"
-
-
-@dataclass(frozen=True)
-class PasskeyView:
-    id: str
-    name: str
-    created_at: datetime
-    last_used_at: datetime | None
-
-
-def _view(passkey: Passkey) -> PasskeyView:
-    return PasskeyView(
-        id=str(passkey.id), name=passkey.name, created_at=passkey.created_at, last_used_at=passkey.last_used_at
-    )
 
 
 def _options(options: Any) -> dict[str, Any]:
@@ -147,12 +132,12 @@ def passkey_registration_options(*, user_id: str) -> dict[str, Any]:
             resident_key=ResidentKeyRequirement.PREFERRED,
             user_verification=UserVerificationRequirement.PREFERRED,
         ),
-        exclude_credentials=[_descriptor(passkey) for passkey in selectors.passkey_list(user_id=user.id)],
+        exclude_credentials=[_descriptor(passkey) for passkey in selectors.passkey_credentials(user.id)],
     )
     return _options(options)
 
 
-def passkey_register(*, user_id: str, credential: dict[str, Any], name: str) -> PasskeyView:
+def passkey_register(*, user_id: str, credential: dict[str, Any], name: str) -> selectors.PasskeyInfo:
     """Verify the browser's new credential against a live challenge issued to this user, and store it."""
     user = agent_load(user_id)
     name = _name(name)
@@ -188,7 +173,7 @@ def passkey_register(*, user_id: str, credential: dict[str, Any], name: str) -> 
     except IntegrityError:
         raise Conflict("This passkey is already registered") from None
     log.info("passkey added", extra={"passkey_id": str(passkey.id)})
-    return _view(passkey)
+    return selectors.passkey_info(passkey)
 
 
 def _registration_failed(user: User, *, reason: str) -> None:
@@ -221,7 +206,7 @@ def passkey_login_options(*, slug: str | None) -> dict[str, Any]:
     allow: list[PublicKeyCredentialDescriptor] = []
     if slug and slug.strip():
         user = selectors.user_get_by_slug(slug)
-        passkeys = selectors.passkey_list(user_id=user.id) if user else []
+        passkeys = selectors.passkey_credentials(user.id) if user else []
         allow = [_descriptor(passkey) for passkey in passkeys] or _decoys(slug)
     options = generate_authentication_options(
         rp_id=settings.WEBAUTHN_RP_ID,
@@ -236,13 +221,12 @@ def passkey_login_options(*, slug: str | None) -> dict[str, Any]:
 def passkey_authenticate(
     *, credential: dict[str, Any], mfa_token: str | None, ip: str | None, user_agent: str | None
 ) -> TokenPair:
-    """Log in with a passkey, alone (user verified) or after a password (`mfa_token`); a new session."""
-    pending: MfaTokenState | None = None
-    if mfa_token is not None:
-        pending = mfa_token_consume(mfa_token)
-        if pending is None:
-            _login_failed(None, reason="mfa_token")
-            raise Unauthorized(INVALID_CREDENTIALS)
+    """Log in with a passkey, alone (user verified) or after a password (`mfa_token`); a new session.
+
+    As a second factor it follows the TOTP step's rules (services/login.py): the token is single use, bound to the
+    client that gave the password, and a wrong passkey costs one of its attempts."""
+    pending = _pending_login(mfa_token, user_agent) if mfa_token is not None else None
+    refused = INVALID_MFA if pending else INVALID_CREDENTIALS
     challenge = _challenge_of(credential) or b""
     live, _ = challenge_consume(purpose=PURPOSE_LOGIN, challenge=challenge)
     passkey = _passkey_of(credential)
@@ -253,31 +237,53 @@ def passkey_authenticate(
     if attempt.retry_after is not None:
         if pending is not None and mfa_token is not None:
             mfa_token_restore(mfa_token, pending)
-        _login_failed(user, reason="throttled")
+        _login_failed(user, pending, reason="throttled")
         raise TooManyRequests(TOO_MANY_LOGINS, headers={"Retry-After": str(attempt.retry_after)})
     reason = _refusal(credential, challenge=challenge, live=live, passkey=passkey, pending=pending)
     if reason is not None or passkey is None or user is None:
         if pending is not None and mfa_token is not None:
             mfa_token_failure(mfa_token, pending)
-        _login_failed(user, reason=reason or "unknown_passkey", mail=user is not None)
-        raise Unauthorized(INVALID_CREDENTIALS)
+        _login_failed(user, pending, reason=reason or "unknown_passkey", mail=user is not None)
+        raise Unauthorized(refused)
     if not user.is_active:
-        _login_failed(user, reason="inactive")
-        raise Unauthorized(INVALID_CREDENTIALS)
+        _login_failed(user, pending, reason="inactive")
+        raise Unauthorized(refused)
     login_attempt_refund(attempt)
+    if pending is not None:
+        login_attempt_refund(attempt)  # the password step's reservation too, as a right TOTP code gives it back
     if not user.is_verified:
-        _login_failed(user, reason="unverified")
+        _login_failed(user, pending, reason="unverified")
         raise BadRequest(NOT_VERIFIED)
     amr = (*pending.amr, AMR_HARDWARE_KEY) if pending else (AMR_HARDWARE_KEY,)
-    pair = session_open(user=user, ip=ip, user_agent=user_agent, amr=amr)
+    pair = session_open(user=user, ip=ip, user_agent=user_agent, amr=amr, epoch=pending.epoch if pending else None)
     if pair is None:
-        _login_failed(user, reason="credentials_changed")
-        raise Unauthorized(INVALID_CREDENTIALS)
+        _login_failed(user, pending, reason="credentials_changed")
+        raise Unauthorized(refused)
     security_event_record(
-        kind=Kind.LOGIN, user_id=user.id, detail={"sid": pair.session_id, "via": "passkey", "amr": list(amr)}
+        kind=Kind.LOGIN, user_id=user.id, detail={"sid": pair.session_id, "method": METHOD_PASSKEY, "amr": list(amr)}
     )
     log.info("passkey login succeeded", extra={"sid": pair.session_id})
     return pair
+
+
+def _pending_login(mfa_token: str, user_agent: str | None) -> MfaTokenState:
+    """The password step this passkey finishes: live, from the same client, for an account with passkeys."""
+    pending = mfa_token_consume(mfa_token)
+    if pending is None or pending.user_agent != (user_agent or "")[:200]:
+        # Unknown, used, expired, or another client than the one that gave the password: the token stays dead.
+        reason = "invalid_token" if pending is None else "other_client"
+        security_event_record(
+            kind=Kind.SECOND_FACTOR,
+            outcome=FAILURE,
+            user_id=pending.user_id if pending else None,
+            reason=reason,
+            detail={"method": METHOD_PASSKEY},
+        )
+        raise Unauthorized(INVALID_MFA)
+    if METHOD_PASSKEY not in pending.methods:
+        mfa_token_restore(mfa_token, pending)
+        raise BadRequest(f"This account cannot use passkey here; methods: {', '.join(pending.methods)}")
+    return pending
 
 
 def _passkey_of(credential: dict[str, Any]) -> Passkey | None:
@@ -341,14 +347,14 @@ def _handle_matches(passkey: Passkey, handle: Any) -> bool:
     return stored is not None and secrets.compare_digest(bytes(stored), given)
 
 
-def _login_failed(user: User | None, *, reason: str, mail: bool = False) -> None:
+def _login_failed(user: User | None, pending: MfaTokenState | None, *, reason: str, mail: bool = False) -> None:
     with transaction.atomic():
         security_event_record(
-            kind=Kind.LOGIN,
+            kind=Kind.SECOND_FACTOR if pending else Kind.LOGIN,
             outcome=FAILURE,
             user_id=user.id if user else None,
             reason=reason,
-            detail={"via": "passkey"},
+            detail={"method": METHOD_PASSKEY},
         )
         if mail and user is not None:
             mail_send_after_commit(passkey_failure_mail(to=user.email, name=user.name))
@@ -357,8 +363,8 @@ def _login_failed(user: User | None, *, reason: str, mail: bool = False) -> None
 # --- management ----------------------------------------------------------------------------------------------------
 
 
-def passkey_list(*, user_id: str) -> list[PasskeyView]:
-    return [_view(passkey) for passkey in selectors.passkey_list(user_id=agent_load(user_id).id)]
+def passkey_list(*, user_id: str) -> list[selectors.PasskeyInfo]:
+    return selectors.passkey_list(agent_load(user_id).id)
 
 
 def _own(user: User, passkey_id: str) -> Passkey:
@@ -369,7 +375,7 @@ def _own(user: User, passkey_id: str) -> Passkey:
 
 
 @transaction.atomic
-def passkey_rename(*, user_id: str, passkey_id: str, name: str) -> PasskeyView:
+def passkey_rename(*, user_id: str, passkey_id: str, name: str) -> selectors.PasskeyInfo:
     """Give one of the caller's passkeys a new name."""
     user = agent_load(user_id)
     passkey = _own(user, passkey_id)
@@ -378,7 +384,7 @@ def passkey_rename(*, user_id: str, passkey_id: str, name: str) -> PasskeyView:
     security_event_record(
         kind=Kind.PASSKEY_RENAMED, user_id=user.id, actor_id=user.id, detail={**_detail(passkey), "from": old_name}
     )
-    return _view(passkey)
+    return selectors.passkey_info(passkey)
 
 
 @transaction.atomic

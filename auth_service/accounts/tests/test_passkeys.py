@@ -21,6 +21,7 @@ from common.contracts import subjects
 
 CLIENT = {"ip": "10.0.0.7", "user_agent": "passkey-browser"}
 INVALID = {"statusCode": 401, "error": "Unauthorized", "message": "Invalid credentials", "code": "unauthorized"}
+INVALID_MFA = {**INVALID, "message": "Invalid or expired second-factor code or token"}
 
 
 def register(auth: AuthApi, user: User, device: SoftAuthenticator | None = None, name: str = "Laptop") -> Any:
@@ -48,8 +49,17 @@ def login_error(auth: AuthApi, credential: dict[str, Any], mfa_token: str | None
 
 
 def failures(user: User) -> list[str]:
-    events = SecurityEvent.objects.filter(user_id=user.id, kind="login", outcome="failure").order_by("id")
-    return list(events.values_list("reason", flat=True))
+    """The reasons of the user's failed logins, passwordless or as a second factor, oldest first."""
+    events = SecurityEvent.objects.filter(user_id=user.id, kind__in=["login", "second_factor"], outcome="failure")
+    return list(events.order_by("id").values_list("reason", flat=True))
+
+
+def mfa_token(user: User, methods: tuple[str, ...] = (METHOD_PASSKEY,)) -> str:
+    """What a right password gives an account with a second factor (services/login.py), from this client."""
+    epoch = credential_epoch_get(str(user.id))
+    return mfa_token_issue(
+        user_id=str(user.id), epoch=epoch, methods=methods, ip=CLIENT["ip"], user_agent=CLIENT["user_agent"]
+    )
 
 
 def test_registration_stores_the_credential_under_a_random_user_handle_and_mails_the_user(auth: AuthApi) -> None:
@@ -128,7 +138,7 @@ def test_a_passwordless_login_with_a_discoverable_passkey_opens_a_session_with_a
     stored = Passkey.objects.get(pk=passkey["id"])
     assert stored.sign_count == 1 and stored.last_used_at is not None
     event = SecurityEvent.objects.get(user_id=user.id, kind="login", outcome="success")
-    assert event.detail == {"sid": reply["sessionId"], "via": "passkey", "amr": ["hwk"]}
+    assert event.detail == {"sid": reply["sessionId"], "method": "passkey", "amr": ["hwk"]}
 
 
 def test_passwordless_needs_user_verification_and_a_second_factor_does_not(auth: AuthApi) -> None:
@@ -136,25 +146,43 @@ def test_passwordless_needs_user_verification_and_a_second_factor_does_not(auth:
     device, _ = register(auth, user)
 
     assert login_error(auth, device.get(login_options(auth), uv=False)) == INVALID
-    epoch = credential_epoch_get(str(user.id))
-    token = mfa_token_issue(user_id=str(user.id), epoch=epoch, methods=[METHOD_PASSKEY], ip=None, user_agent=None)
+    token = mfa_token(user)
     reply = login(auth, device.get(login_options(auth, user.email), uv=False), mfa_token=token)
 
     _, claims = auth.decode_access(reply["accessToken"])
     assert claims["amr"] == ["pwd", "hwk"]
     assert failures(user) == ["user_not_verified"]
     # The mfaToken was single use.
-    assert login_error(auth, device.get(login_options(auth), uv=False), mfa_token=token) == INVALID
+    assert login_error(auth, device.get(login_options(auth), uv=False), mfa_token=token) == INVALID_MFA
 
 
-def test_a_second_factor_is_refused_with_another_users_mfa_token_and_counts_against_it(auth: AuthApi) -> None:
+def test_a_second_factor_is_refused_with_another_users_mfa_token_and_costs_that_token_an_attempt(
+    auth: AuthApi,
+) -> None:
     user, other = UserFactory(), UserFactory()
     device, _ = register(auth, user)
-    epoch = credential_epoch_get(str(other.id))
-    token = mfa_token_issue(user_id=str(other.id), epoch=epoch, methods=[METHOD_PASSKEY], ip=None, user_agent=None)
+    other_device, _ = register(auth, other)
+    token = mfa_token(other)
 
-    assert login_error(auth, device.get(login_options(auth)), mfa_token=token) == INVALID
+    assert login_error(auth, device.get(login_options(auth)), mfa_token=token) == INVALID_MFA
     assert failures(user) == ["mfa_token"]
+    # The token lives on with one attempt fewer, for its own account's passkey.
+    reply = login(auth, other_device.get(login_options(auth)), mfa_token=token)
+    assert auth.decode_access(reply["accessToken"])[1]["amr"] == ["pwd", "hwk"]
+
+
+def test_a_second_factor_from_another_client_or_for_an_account_without_passkeys_is_refused(auth: AuthApi) -> None:
+    user = UserFactory()
+    device, _ = register(auth, user)
+
+    stolen = mfa_token(user)
+    data = {"credential": device.get(login_options(auth)), "mfaToken": stolen}
+    other_client = {**CLIENT, "user_agent": "someone-else"}
+    assert auth.error(subjects.AUTH_PASSKEY_LOGIN_VERIFY, data, client=other_client).to_body() == INVALID_MFA
+    assert login_error(auth, device.get(login_options(auth)), mfa_token=stolen) == INVALID_MFA
+    totp_only = mfa_token(user, methods=("totp",))
+    refused = login_error(auth, device.get(login_options(auth)), mfa_token=totp_only)
+    assert (refused["statusCode"], refused["message"]) == (400, "This account cannot use passkey here; methods: totp")
 
 
 def test_a_signature_counter_that_does_not_grow_is_refused_unless_both_are_zero(auth: AuthApi) -> None:

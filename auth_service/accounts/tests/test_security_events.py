@@ -15,8 +15,10 @@ from django.utils import timezone
 
 from auth_service.accounts.models import SigningKey, User
 from auth_service.accounts.services.signing_keys import signing_key_revoke
+from auth_service.accounts.tests.authenticator import SoftAuthenticator
 from auth_service.accounts.tests.conftest import AuthApi, agent_of, mailed_code, mailed_recovery_token
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
+from auth_service.accounts.tests.mfa_support import code_at, enrol
 from auth_service.audit.crypto import identifier_digest
 from auth_service.audit.models import SecurityEvent
 from common.conf.context import request_id_var
@@ -298,6 +300,8 @@ def test_every_kind_is_recorded_and_no_event_holds_a_secret(auth: AuthApi, setti
     auth(subjects.AUTH_REVALIDATE, {"refreshToken": racing["refreshToken"]})  # the grace replay
     secrets += [racing["refreshToken"], racing["accessToken"], rotated["refreshToken"], rotated["accessToken"]]
     signing_key_revoke(kid=SigningKey.objects.get(state="retired").kid)
+    secrets += _second_factor_flows(auth, boss)
+    secrets += _passkey_flows(auth)
 
     assert set(SecurityEvent.objects.values_list("kind", flat=True)) == set(Kind.values)
     blob = dump(SecurityEvent.objects.all())
@@ -316,6 +320,42 @@ def test_purge_expired_drops_events_older_than_the_retention(settings: Any, db: 
     assert output.getvalue() == "verification_codes: 0, recovery_tokens: 0, signing_keys: 0, security_events: 1\n"
     assert list(SecurityEvent.objects.values_list("pk", flat=True)) == [kept.pk]
     assert old.pk != kept.pk
+
+
+def _second_factor_flows(auth: AuthApi, boss: User) -> list[str]:
+    """Enrol, fail and pass the second step, spend a recovery code, renew the codes, disable, re-enrol, reset."""
+    user = UserFactory()
+    agent = agent_of(user)
+    secret, codes = enrol(auth, user)
+    token = login(auth, user.email)["mfaToken"]
+    auth.error(subjects.AUTH_LOGIN_MFA, {"mfaToken": token, "code": "000000"}, client=CLIENT)
+    done = auth(subjects.AUTH_LOGIN_MFA, {"mfaToken": token, "recoveryCode": codes[0]}, client=CLIENT)
+    renew = {"password": PASSWORD, "code": code_at(secret, 1)}
+    fresh = auth(subjects.AUTH_RECOVERY_CODES_REGENERATE, renew, agent=agent)["recoveryCodes"]
+    auth(subjects.AUTH_TOTP_DISABLE, {"password": PASSWORD, "code": fresh[0]}, agent=agent)
+    again, more = enrol(auth, user)
+    auth(subjects.AUTH_MFA_RESET, {"id": str(user.id)}, agent=agent_of(boss))
+    spelled = [code.replace("-", "") for code in [*codes, *fresh, *more]]
+    return [secret, again, token, done["accessToken"], done["refreshToken"], *codes, *fresh, *more, *spelled]
+
+
+def _passkey_flows(auth: AuthApi) -> list[str]:
+    """Register a passkey (after a refused attempt), rename it, log in with it, remove it."""
+    user = UserFactory()
+    agent = agent_of(user)
+    device = SoftAuthenticator()
+    options = auth(subjects.AUTH_PASSKEY_REGISTER_OPTIONS, {}, agent=agent)
+    foreign = {"credential": device.create(options, origin="https://evil.example"), "name": "Key"}
+    auth.error(subjects.AUTH_PASSKEY_REGISTER_VERIFY, foreign, agent=agent)
+    options = auth(subjects.AUTH_PASSKEY_REGISTER_OPTIONS, {}, agent=agent)
+    credential = device.create(options)
+    passkey = auth(subjects.AUTH_PASSKEY_REGISTER_VERIFY, {"credential": credential, "name": "Key"}, agent=agent)
+    auth(subjects.AUTH_PASSKEY_RENAME, {"id": passkey["id"], "name": "Phone"}, agent=agent)
+    assertion = device.get(auth(subjects.AUTH_PASSKEY_LOGIN_OPTIONS, {}))
+    done = auth(subjects.AUTH_PASSKEY_LOGIN_VERIFY, {"credential": assertion}, client=CLIENT)
+    auth(subjects.AUTH_PASSKEY_DELETE, {"id": passkey["id"]}, agent=agent)
+    signed = [assertion["response"]["signature"], assertion["response"]["clientDataJSON"]]
+    return [done["accessToken"], done["refreshToken"], credential["response"]["attestationObject"], *signed]
 
 
 def new_user(tag: str) -> dict[str, Any]:
