@@ -15,7 +15,7 @@ from auth_service.accounts.models import Passkey, PasskeyUserHandle, User
 from auth_service.accounts.sessions import credential_epoch_get
 from auth_service.accounts.tests.authenticator import SoftAuthenticator, b64url, unb64url
 from auth_service.accounts.tests.conftest import AuthApi, agent_of
-from auth_service.accounts.tests.factories import UserFactory
+from auth_service.accounts.tests.factories import PASSWORD, UserFactory
 from auth_service.audit.models import SecurityEvent
 from common.contracts import subjects
 
@@ -154,6 +154,23 @@ def test_passwordless_needs_user_verification_and_a_second_factor_does_not(auth:
     assert failures(user) == ["user_not_verified"]
     # The mfaToken was single use.
     assert login_error(auth, device.get(login_options(auth), uv=False), mfa_token=token) == INVALID_MFA
+
+
+def test_a_password_alone_no_longer_logs_in_once_a_passkey_is_registered(auth: AuthApi) -> None:
+    user = UserFactory()
+    device, _ = register(auth, user)
+
+    challenge = auth(subjects.AUTH_LOGIN, {"slug": user.email, "password": PASSWORD}, client=CLIENT)
+    assert set(challenge) == {"mfaRequired", "mfaToken", "methods"}
+    assert challenge["methods"] == ["passkey"]
+    status = auth(subjects.AUTH_MFA_STATUS, {}, agent=agent_of(user))
+    assert [passkey["name"] for passkey in status["passkeys"]] == ["Laptop"]
+
+    reply = login(auth, device.get(login_options(auth, user.email), uv=False), mfa_token=challenge["mfaToken"])
+    assert auth.decode_access(reply["accessToken"])[1]["amr"] == ["pwd", "hwk"]
+    # The refreshed token says how its session's login was made.
+    refreshed = auth(subjects.AUTH_REVALIDATE, {"refreshToken": reply["refreshToken"]}, client=CLIENT)
+    assert auth.decode_access(refreshed["accessToken"])[1]["amr"] == ["pwd", "hwk"]
 
 
 def test_a_second_factor_is_refused_with_another_users_mfa_token_and_costs_that_token_an_attempt(
