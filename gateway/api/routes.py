@@ -14,6 +14,7 @@ from rest_framework.exceptions import NotFound
 
 from common.contracts import subjects
 from gateway.api import jwks, ops
+from gateway.api import mfa_serializers as mfa
 from gateway.api import serializers as s
 from gateway.api.forwarding import agent_of
 from gateway.api.permissions import IsAdmin, IsSysAdmin, NotGuest
@@ -95,14 +96,18 @@ ROUTES = [
         "Log in",
         subjects.AUTH_LOGIN,
         body=s.LoginSerializer,
-        reply=s.AccessTokenSerializer,
+        reply=mfa.LOGIN_REPLY,
         sets_tokens=True,
         throttle="login",
         throttle_account="slug",
         errors=(400, 401, 429),
         name="login",
         tags=("identity",),
-        description="Sets the refresh cookie `Authentication` (HttpOnly, path /api/auth) and the CSRF cookie.",
+        description=(
+            "Sets the refresh cookie `Authentication` (HttpOnly, path /api/auth) and the CSRF cookie, and answers "
+            "`{accessToken}`. A user with a second factor gets `{mfaRequired: true, mfaToken, methods}` instead, "
+            "with no cookie: finish with POST /api/login/mfa."
+        ),
     ),
     Route(
         "POST",
@@ -335,5 +340,99 @@ ROUTES = [
         lean=True,
         name="jwks",
         tags=("keys",),
+    ),
+    # --- second factors (SPEC §2b) -------------------------------------------------------------------------------
+    Route(
+        "POST",
+        "api/login/mfa",
+        "Finish a login with a second factor",
+        subjects.AUTH_LOGIN_MFA,
+        body=mfa.LoginMfaSerializer,
+        reply=s.AccessTokenSerializer,
+        sets_tokens=True,
+        throttle="login",
+        errors=(400, 401, 429),
+        name="login-mfa",
+        tags=("identity",),
+        description=(
+            "The `mfaToken` of the login's answer with a TOTP `code` or a `recoveryCode`: answers as a login "
+            "(access token, cookies). The token is single use, lives 5 minutes and allows 5 wrong codes; each "
+            "wrong code also counts in the account's login failure budget."
+        ),
+    ),
+    Route(
+        "GET",
+        "api/auth/mfa",
+        "The caller's second factors",
+        subjects.AUTH_MFA_STATUS,
+        access=BEARER,
+        reply=mfa.MfaStatusSerializer,
+        errors=(401,),
+        name="mfa",
+        title="Second Factors",
+        tags=("mfa",),
+    ),
+    Route(
+        "POST",
+        "api/auth/mfa/totp/setup",
+        "Start TOTP enrolment",
+        subjects.AUTH_TOTP_SETUP,
+        access=BEARER,
+        reply=mfa.TotpSetupSerializer,
+        errors=(401, 403, 409),
+        name="totp-setup",
+        tags=("mfa",),
+        description="A new secret, inactive until confirmed; replaces an unconfirmed one. 409 when TOTP is on.",
+    ),
+    Route(
+        "POST",
+        "api/auth/mfa/totp/confirm",
+        "Confirm TOTP with a code",
+        subjects.AUTH_TOTP_CONFIRM,
+        access=BEARER,
+        body=mfa.TotpConfirmSerializer,
+        reply=mfa.RecoveryCodesSerializer,
+        errors=(400, 401, 403),
+        name="totp-confirm",
+        tags=("mfa",),
+        description="A correct code turns TOTP on and answers 10 recovery codes, shown this once.",
+    ),
+    Route(
+        "DELETE",
+        "api/auth/mfa/totp",
+        "Turn TOTP off",
+        subjects.AUTH_TOTP_DISABLE,
+        access=BEARER,
+        body=mfa.PasswordAndCodeSerializer,
+        errors=(400, 401, 403, 409, 429),
+        name="totp",
+        tags=("mfa",),
+        description="Needs the password and a TOTP or recovery code; removes TOTP and the recovery codes.",
+    ),
+    Route(
+        "POST",
+        "api/auth/mfa/recovery-codes",
+        "New recovery codes",
+        subjects.AUTH_RECOVERY_CODES_REGENERATE,
+        access=BEARER,
+        body=mfa.PasswordAndCodeSerializer,
+        reply=mfa.RecoveryCodesSerializer,
+        errors=(400, 401, 403, 409, 429),
+        name="recovery-codes",
+        tags=("mfa",),
+        description="Needs the password and a TOTP or recovery code; the earlier codes stop working.",
+    ),
+    Route(
+        "DELETE",
+        f"api/user/{USER_ID}/mfa",
+        "Reset a user's second factors",
+        subjects.AUTH_MFA_RESET,
+        access=BEARER,
+        role=IsSysAdmin,
+        args=(USER_ID,),
+        errors=(400, 401, 403, 404),
+        name="user-mfa",
+        tags=("mfa",),
+        description="sys_admin only (not on itself): removes every second factor and ends the user's sessions.",
     ),
 ]

@@ -165,7 +165,8 @@ class Route:
 
     @property
     def reads_body(self) -> bool:
-        return self.method in ("POST", "PUT", "PATCH")
+        # A DELETE reads a body only where it declares one (removing a second factor needs password and code).
+        return self.method in ("POST", "PUT", "PATCH") or (self.method == "DELETE" and self.body is not None)
 
     def read(self, request: AnyRequest, kwargs: dict[str, Any]) -> Call:
         """Validate the request's query, then its body, then its path arguments (the first failure is the 400)."""

@@ -51,8 +51,11 @@ def token_response(request: AnyRequest, reply: Any) -> Response:
     """Login and refresh answer the access token in the body and the refresh token only as a cookie.
 
     A person using the browsable API (who asked for HTML) also gets the access token as an HttpOnly cookie, so
-    the pages that follow are authenticated without pasting a token anywhere.
+    the pages that follow are authenticated without pasting a token anywhere. A login that needs a second factor
+    answers its challenge instead, with no cookie at all.
     """
+    if isinstance(reply, dict) and reply.get("mfaRequired") is True:
+        return Response({key: reply.get(key) for key in ("mfaRequired", "mfaToken", "methods")})
     if not isinstance(reply, dict) or not reply.get("accessToken") or not reply.get("refreshToken"):
         raise ServiceError("Malformed reply from service", status=502, code="bad_reply")
     response = Response({"accessToken": reply["accessToken"]})

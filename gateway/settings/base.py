@@ -60,7 +60,7 @@ if BROWSABLE_API:
 
 REST_FRAMEWORK = drf_settings(
     DEFAULT_AUTHENTICATION_CLASSES=["gateway.api.authentication.AccessTokenAuthentication"],
-    DEFAULT_SCHEMA_CLASS="drf_spectacular.openapi.AutoSchema",
+    DEFAULT_SCHEMA_CLASS="gateway.api.schema.RouteSchema",
     DEFAULT_RENDERER_CLASSES=_RENDERERS,
 )
 

@@ -4,6 +4,7 @@ and the admin console login."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import NoReturn
@@ -102,13 +103,42 @@ def _mfa_challenge(
 def mfa_authenticate(
     *, mfa_token: str, code: str | None, recovery_code: str | None, ip: str | None, user_agent: str | None
 ) -> TokenPair:
-    """The login's second step: the token of a correct password and a TOTP or recovery code give a new session.
+    """The login's second step with a TOTP code or a recovery code (exactly one of them)."""
+    if code is not None:
+        return second_step_complete(
+            mfa_token=mfa_token,
+            method=METHOD_TOTP,
+            amr=AMR_OTP,
+            check=lambda user: totp_accept(user, code),
+            ip=ip,
+            user_agent=user_agent,
+        )
+    return second_step_complete(
+        mfa_token=mfa_token,
+        method=METHOD_RECOVERY_CODE,
+        amr=AMR_OTP,
+        check=lambda user: recovery_code_use(user, recovery_code or ""),
+        ip=ip,
+        user_agent=user_agent,
+    )
 
-    The token is single use and dies after MFA_TOKEN_MAX_FAILURES wrong codes; each wrong code also counts in the
-    account's login failure budget (reserved before the check, as a password is), so alternating between the two
-    steps buys no extra guesses.
+
+def second_step_complete(
+    *,
+    mfa_token: str,
+    method: str,
+    amr: str,
+    check: Callable[[User], bool],
+    ip: str | None,
+    user_agent: str | None,
+) -> TokenPair:
+    """Finish a login whose password was right with the second factor `check` proves (TOTP, recovery code, passkey):
+    a new session whose tokens carry the password's `amr` plus `amr`.
+
+    The token is single use and dies after MFA_TOKEN_MAX_FAILURES failed checks; each failed check also counts in
+    the account's login failure budget (reserved before the check, as a password is), so alternating between the
+    two steps buys no extra guesses.
     """
-    method = METHOD_TOTP if code is not None else METHOD_RECOVERY_CODE
     state = mfa_token_consume(mfa_token)
     if state is None:
         _mfa_failed(user_id=None, reason="invalid_token", method=method)
@@ -129,19 +159,17 @@ def mfa_authenticate(
     if user is None or not user.is_active or not user.is_verified:
         _mfa_failed(user_id=state.user_id, reason="inactive", method=method)
         raise Unauthorized(INVALID_MFA)
-    accepted = totp_accept(user, code) if code is not None else recovery_code_use(user, recovery_code or "")
-    if not accepted:
+    if not check(user):
         _mfa_wrong_code(user=user, token=mfa_token, state=state, method=method)
-    # Both reservations back: this code's and the password step's (the source's failures are forgiven).
+    # Both reservations back: this check's and the password step's (the source's failures are forgiven).
     login_attempt_refund(attempt)
     login_attempt_refund(attempt)
-    pair = session_open(user=user, ip=ip, user_agent=user_agent, amr=(*state.amr, AMR_OTP), epoch=state.epoch)
+    methods = (*state.amr, amr)
+    pair = session_open(user=user, ip=ip, user_agent=user_agent, amr=methods, epoch=state.epoch)
     if pair is None:  # the password, roles or active flag changed since the password was checked
         _mfa_failed(user_id=state.user_id, reason="credentials_changed", method=method)
         raise Unauthorized(INVALID_MFA)
-    security_event_record(
-        kind=Kind.LOGIN, user_id=user.id, detail={"sid": pair.session_id, "amr": [*state.amr, AMR_OTP]}
-    )
+    security_event_record(kind=Kind.LOGIN, user_id=user.id, detail={"sid": pair.session_id, "amr": list(methods)})
     log.info("login succeeded", extra={"sid": pair.session_id})
     return pair
 

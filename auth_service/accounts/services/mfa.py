@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from auth_service.accounts import selectors
-from auth_service.accounts.keyring import seal, unseal
+from auth_service.accounts.keyring import reseal, seal, unseal
 from auth_service.accounts.mail import mail_send_after_commit, security_notice_mail
 from auth_service.accounts.models import Passkey, RecoveryCode, TotpDevice, User
 from auth_service.accounts.otp import (
@@ -259,3 +259,13 @@ def notify_failed_second_factor(user: User) -> None:
         what="Your password was entered correctly, then a wrong second-factor code. If it was not you, your "
         "password is known to someone else.",
     )
+
+
+def totp_secrets_reencrypt() -> int:
+    """Re-encrypt every stored TOTP secret under the first key-encryption key (its rotation); how many."""
+    with transaction.atomic():
+        devices = list(TotpDevice.objects.select_for_update().only("id", "user_id", "secret"))
+        for device in devices:
+            device.secret = reseal(device.secret, what=f"the TOTP secret of user {device.user_id}")
+            device.save(update_fields=["secret"])
+    return len(devices)

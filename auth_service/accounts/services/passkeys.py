@@ -43,14 +43,7 @@ from auth_service.accounts.mail import (
     passkey_failure_mail,
     passkey_removed_mail,
 )
-from auth_service.accounts.mfa_tokens import (
-    AMR_HARDWARE_KEY,
-    METHOD_PASSKEY,
-    MfaTokenState,
-    mfa_token_consume,
-    mfa_token_failure,
-    mfa_token_restore,
-)
+from auth_service.accounts.mfa_tokens import AMR_HARDWARE_KEY, METHOD_PASSKEY
 from auth_service.accounts.models import Passkey, PasskeyUserHandle, User
 from auth_service.accounts.passkey_challenges import (
     PURPOSE_LOGIN,
@@ -59,9 +52,13 @@ from auth_service.accounts.passkey_challenges import (
     challenge_issue,
 )
 from auth_service.accounts.services._common import FAILURE, Kind, agent_load
-from auth_service.accounts.services.login import INVALID_CREDENTIALS, INVALID_MFA, NOT_VERIFIED, TOO_MANY_LOGINS
+from auth_service.accounts.services.login import (
+    INVALID_CREDENTIALS,
+    NOT_VERIFIED,
+    TOO_MANY_LOGINS,
+    second_step_complete,
+)
 from auth_service.accounts.services.sessions import TokenPair, session_open
-from auth_service.accounts.sessions import credential_epoch_get
 from auth_service.accounts.throttle import login_attempt_refund, login_attempt_reserve
 from auth_service.audit.services import security_event_record
 from common.contracts.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
@@ -221,12 +218,17 @@ def passkey_login_options(*, slug: str | None) -> dict[str, Any]:
 def passkey_authenticate(
     *, credential: dict[str, Any], mfa_token: str | None, ip: str | None, user_agent: str | None
 ) -> TokenPair:
-    """Log in with a passkey, alone (user verified) or after a password (`mfa_token`); a new session.
-
-    As a second factor it follows the TOTP step's rules (services/login.py): the token is single use, bound to the
-    client that gave the password, and a wrong passkey costs one of its attempts."""
-    pending = _pending_login(mfa_token, user_agent) if mfa_token is not None else None
-    refused = INVALID_MFA if pending else INVALID_CREDENTIALS
+    """Log in with a passkey alone (the authenticator verified its user), or finish a password login with it
+    (`mfa_token`: the login's second step, under the rules every second factor shares); a new session."""
+    if mfa_token is not None:
+        return second_step_complete(
+            mfa_token=mfa_token,
+            method=METHOD_PASSKEY,
+            amr=AMR_HARDWARE_KEY,
+            check=lambda user: _second_factor_accepted(user, credential),
+            ip=ip,
+            user_agent=user_agent,
+        )
     challenge = _challenge_of(credential) or b""
     live, _ = challenge_consume(purpose=PURPOSE_LOGIN, challenge=challenge)
     passkey = _passkey_of(credential)
@@ -235,30 +237,24 @@ def passkey_authenticate(
         user_id=str(user.id) if user else None, slug=f"passkey:{credential.get('rawId', '')}"[:300], ip=ip
     )
     if attempt.retry_after is not None:
-        if pending is not None and mfa_token is not None:
-            mfa_token_restore(mfa_token, pending)
-        _login_failed(user, pending, reason="throttled")
+        _login_failed(user, reason="throttled")
         raise TooManyRequests(TOO_MANY_LOGINS, headers={"Retry-After": str(attempt.retry_after)})
-    reason = _refusal(credential, challenge=challenge, live=live, passkey=passkey, pending=pending)
-    if reason is not None or passkey is None or user is None:
-        if pending is not None and mfa_token is not None:
-            mfa_token_failure(mfa_token, pending)
-        _login_failed(user, pending, reason=reason or "unknown_passkey", mail=user is not None)
-        raise Unauthorized(refused)
+    reason = _refusal(credential, challenge=challenge, live=live, passkey=passkey, user_verification=True)
+    if reason is not None or user is None:
+        _login_failed(user, reason=reason or "unknown_passkey", mail=user is not None)
+        raise Unauthorized(INVALID_CREDENTIALS)
     if not user.is_active:
-        _login_failed(user, pending, reason="inactive")
-        raise Unauthorized(refused)
+        _login_failed(user, reason="inactive")
+        raise Unauthorized(INVALID_CREDENTIALS)
     login_attempt_refund(attempt)
-    if pending is not None:
-        login_attempt_refund(attempt)  # the password step's reservation too, as a right TOTP code gives it back
     if not user.is_verified:
-        _login_failed(user, pending, reason="unverified")
+        _login_failed(user, reason="unverified")
         raise BadRequest(NOT_VERIFIED)
-    amr = (*pending.amr, AMR_HARDWARE_KEY) if pending else (AMR_HARDWARE_KEY,)
-    pair = session_open(user=user, ip=ip, user_agent=user_agent, amr=amr, epoch=pending.epoch if pending else None)
+    amr = (AMR_HARDWARE_KEY,)
+    pair = session_open(user=user, ip=ip, user_agent=user_agent, amr=amr)
     if pair is None:
-        _login_failed(user, pending, reason="credentials_changed")
-        raise Unauthorized(refused)
+        _login_failed(user, reason="credentials_changed")
+        raise Unauthorized(INVALID_CREDENTIALS)
     security_event_record(
         kind=Kind.LOGIN, user_id=user.id, detail={"sid": pair.session_id, "method": METHOD_PASSKEY, "amr": list(amr)}
     )
@@ -266,24 +262,17 @@ def passkey_authenticate(
     return pair
 
 
-def _pending_login(mfa_token: str, user_agent: str | None) -> MfaTokenState:
-    """The password step this passkey finishes: live, from the same client, for an account with passkeys."""
-    pending = mfa_token_consume(mfa_token)
-    if pending is None or pending.user_agent != (user_agent or "")[:200]:
-        # Unknown, used, expired, or another client than the one that gave the password: the token stays dead.
-        reason = "invalid_token" if pending is None else "other_client"
-        security_event_record(
-            kind=Kind.SECOND_FACTOR,
-            outcome=FAILURE,
-            user_id=pending.user_id if pending else None,
-            reason=reason,
-            detail={"method": METHOD_PASSKEY},
-        )
-        raise Unauthorized(INVALID_MFA)
-    if METHOD_PASSKEY not in pending.methods:
-        mfa_token_restore(mfa_token, pending)
-        raise BadRequest(f"This account cannot use passkey here; methods: {', '.join(pending.methods)}")
-    return pending
+def _second_factor_accepted(user: User, credential: dict[str, Any]) -> bool:
+    """After a right password, presence on one of the user's own passkeys is enough (no user verification)."""
+    challenge = _challenge_of(credential) or b""
+    live, _ = challenge_consume(purpose=PURPOSE_LOGIN, challenge=challenge)
+    passkey = _passkey_of(credential)
+    if passkey is not None and passkey.user_id != user.id:
+        passkey = None
+    reason = _refusal(credential, challenge=challenge, live=live, passkey=passkey, user_verification=False)
+    if reason is not None:
+        log.info("passkey refused as a second factor", extra={"reason": reason})
+    return reason is None
 
 
 def _passkey_of(credential: dict[str, Any]) -> Passkey | None:
@@ -297,18 +286,13 @@ def _passkey_of(credential: dict[str, Any]) -> Passkey | None:
 
 
 def _refusal(
-    credential: dict[str, Any], *, challenge: bytes, live: bool, passkey: Passkey | None, pending: MfaTokenState | None
+    credential: dict[str, Any], *, challenge: bytes, live: bool, passkey: Passkey | None, user_verification: bool
 ) -> str | None:
     """Why the assertion is refused (None: it is good, and the passkey's counter and last use are recorded)."""
     if not live:
         return "challenge"
     if passkey is None:
         return "unknown_passkey"
-    user_id = str(passkey.user_id)
-    if pending is not None and (
-        not constant_time_compare(pending.user_id, user_id) or credential_epoch_get(user_id) != pending.epoch
-    ):
-        return "mfa_token"
     handle = credential.get("response", {}).get("userHandle") if isinstance(credential.get("response"), dict) else None
     if handle and not _handle_matches(passkey, handle):
         return "user_handle"
@@ -321,7 +305,7 @@ def _refusal(
             credential_public_key=bytes(passkey.public_key),
             credential_current_sign_count=passkey.sign_count,
             # Passwordless, the passkey is the only factor: the authenticator must have verified the user.
-            require_user_verification=pending is None,
+            require_user_verification=user_verification,
         )
     except WebAuthnException as exc:
         message = str(exc).lower()
@@ -347,10 +331,10 @@ def _handle_matches(passkey: Passkey, handle: Any) -> bool:
     return stored is not None and secrets.compare_digest(bytes(stored), given)
 
 
-def _login_failed(user: User | None, pending: MfaTokenState | None, *, reason: str, mail: bool = False) -> None:
+def _login_failed(user: User | None, *, reason: str, mail: bool = False) -> None:
     with transaction.atomic():
         security_event_record(
-            kind=Kind.SECOND_FACTOR if pending else Kind.LOGIN,
+            kind=Kind.LOGIN,
             outcome=FAILURE,
             user_id=user.id if user else None,
             reason=reason,

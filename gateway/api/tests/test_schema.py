@@ -31,7 +31,15 @@ SPEC_OPERATIONS = {
     ("/api/admin/log-level", "post"),
     ("/api/seed", "get"),
     ("/.well-known/jwks.json", "get"),
-    # SPEC §2b: passkeys.
+    # SPEC §2b
+    ("/api/login/mfa", "post"),
+    ("/api/auth/mfa", "get"),
+    ("/api/auth/mfa/totp/setup", "post"),
+    ("/api/auth/mfa/totp/confirm", "post"),
+    ("/api/auth/mfa/totp", "delete"),
+    ("/api/auth/mfa/recovery-codes", "post"),
+    ("/api/user/{user_id}/mfa", "delete"),
+    # SPEC §2b: passkeys
     ("/api/auth/passkeys/register/options", "post"),
     ("/api/auth/passkeys/register/verify", "post"),
     ("/api/auth/passkeys", "get"),
@@ -80,6 +88,20 @@ def test_the_document_lists_exactly_the_routes_of_the_spec() -> None:
     operations = {(path, method) for path, item in paths.items() for method in item if method in HTTP_METHODS}
 
     assert operations == SPEC_OPERATIONS
+
+
+def test_the_login_documents_both_answers_and_a_delete_its_body() -> None:
+    document = schema()
+    paths = document["paths"]
+
+    login_reply = paths["/api/login"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    one_of = document["components"]["schemas"]["LoginReply"]["oneOf"]
+    totp_off = paths["/api/auth/mfa/totp"]["delete"]["requestBody"]["content"]["application/json"]["schema"]
+
+    assert login_reply == {"$ref": "#/components/schemas/LoginReply"}
+    assert [ref["$ref"].rsplit("/", 1)[1] for ref in one_of] == ["AccessToken", "MfaChallenge"]
+    assert totp_off == {"$ref": "#/components/schemas/PasswordAndCodeRequest"}
+    assert "requestBody" not in paths["/api/user/{user_id}/mfa"]["delete"]
 
 
 def test_every_operation_documents_its_errors_in_the_envelope() -> None:
