@@ -1,6 +1,7 @@
 """A person with a passkey, in a real browser: on the gateway's passkeys page (/api/auth/passkeys/) they log in with
 a password, register a passkey on Chromium's virtual authenticator (CDP WebAuthn domain: a platform authenticator
-with resident keys and user verification), log out, and log in again with the passkey alone."""
+with resident keys and user verification), log out, log in again with the passkey alone, and, since the account now
+has a second factor, finish a password login with the passkey."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def passkeys_page(stack: RunningStack) -> str:
     return f"http://localhost:{port}/api/auth/passkeys/"
 
 
-def test_a_person_registers_a_passkey_logs_out_and_logs_in_with_the_passkey_alone(
+def test_a_person_registers_a_passkey_and_logs_in_with_it_alone_and_after_the_password(
     page: Page, stack: RunningStack, account: str, authenticator: tuple[CDPSession, str]
 ) -> None:
     cdp, authenticator_id = authenticator
@@ -100,3 +101,15 @@ def test_a_person_registers_a_passkey_logs_out_and_logs_in_with_the_passkey_alon
     expect(rows.locator(".passkey-last-used")).not_to_have_text("never")
     after = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})["credentials"]
     assert after[0]["signCount"] >= 1
+
+    # The password alone no longer logs in: the page asks for the passkey as the second factor.
+    page.click("#logout")
+    expect(status).to_have_text("Logged out.")
+    page.fill("#slug", account)
+    page.fill("#password", PASSWORD)
+    page.click("#password-login")
+    expect(status).to_have_text("Password accepted: a second factor is needed.")
+    expect(page.locator("#second-factor")).to_be_visible()
+    page.click("#mfa-passkey")
+    expect(status).to_have_text("Logged in with a password and a passkey.")
+    expect(rows).to_have_count(1)
