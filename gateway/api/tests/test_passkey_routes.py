@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 from common.contracts import subjects
 from common.contracts.envelope import Request
@@ -155,3 +155,19 @@ def test_the_passkeys_page_is_html_with_its_script_as_a_static_file() -> None:
     scripts = re.findall(r"<script([^>]*)>", html)
     assert scripts == [' id="passkeys-config" type="application/json"', ' src="/static/gateway_api/passkeys.js"']
     assert 'id="register"' in html and 'id="passkey-login"' in html
+
+
+def test_passkey_logins_share_the_login_throttle(received: list[Request]) -> None:
+    client = Client(REMOTE_ADDR=f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9")
+    body = credential(signature="c2ln", authenticatorData="YXV0aA")
+
+    with override_settings(THROTTLE_RATES={"login.ip": "2/10m"}):
+        statuses = [
+            client.post("/api/login/passkey/verify", body, content_type="application/json").status_code
+            for _ in range(3)
+        ]
+        password_login = client.post("/api/login", {"slug": "a@b.c", "password": "x"}, content_type="application/json")
+
+    assert statuses == [200, 200, 429]
+    assert password_login.status_code == 429 and int(password_login["Retry-After"]) > 0
+    assert len(received) == 2
