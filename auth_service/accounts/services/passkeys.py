@@ -154,7 +154,10 @@ def passkey_register(*, user_id: str, credential: dict[str, Any], name: str) -> 
         log.info("passkey registration refused", extra={"reason": type(exc).__name__})
         _registration_failed(user, reason="invalid_attestation")
         raise BadRequest(INVALID_REGISTRATION) from None
-    transports = credential.get("response", {}).get("transports") or []
+    listed = credential["response"].get("transports")  # `response` is a dict: the verification parsed it
+    transports = (
+        sorted({t for t in listed if isinstance(t, str)} & _KNOWN_TRANSPORTS) if isinstance(listed, list) else []
+    )
     try:
         with transaction.atomic():
             passkey = Passkey.objects.create(
@@ -162,7 +165,7 @@ def passkey_register(*, user_id: str, credential: dict[str, Any], name: str) -> 
                 credential_id=verified.credential_id,
                 public_key=verified.credential_public_key,
                 sign_count=verified.sign_count,
-                transports=sorted({t for t in transports if isinstance(t, str) and t in _KNOWN_TRANSPORTS}),
+                transports=transports,
                 name=name,
             )
             security_event_record(kind=Kind.PASSKEY_ADDED, user_id=user.id, actor_id=user.id, detail=_detail(passkey))

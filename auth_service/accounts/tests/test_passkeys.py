@@ -292,3 +292,14 @@ def test_the_register_subject_refuses_malformed_payloads(auth: AuthApi, data: di
     user = UserFactory()
     error = auth.error(subjects.AUTH_PASSKEY_REGISTER_VERIFY, data, agent=agent_of(user))
     assert error.status == 400 and field in (error.fields or {})
+
+
+def test_only_known_transports_are_kept(auth: AuthApi) -> None:
+    user = UserFactory()
+    options = auth(subjects.AUTH_PASSKEY_REGISTER_OPTIONS, {}, agent=agent_of(user))
+    credential = SoftAuthenticator().create(options)
+    credential["response"]["transports"] = ["usb", {"x": 1}, 5, "bogus", "internal", "usb"]
+
+    auth(subjects.AUTH_PASSKEY_REGISTER_VERIFY, {"credential": credential, "name": "Key"}, agent=agent_of(user))
+
+    assert Passkey.objects.get(user=user).transports == ["internal", "usb"]
