@@ -303,3 +303,45 @@ def test_only_known_transports_are_kept(auth: AuthApi) -> None:
     auth(subjects.AUTH_PASSKEY_REGISTER_VERIFY, {"credential": credential, "name": "Key"}, agent=agent_of(user))
 
     assert Passkey.objects.get(user=user).transports == ["internal", "usb"]
+
+
+BROKEN_ASSERTIONS: list[tuple[str, Any]] = [
+    ("clientDataJSON", "bm90IGpzb24"),
+    ("clientDataJSON", "!!"),
+    ("authenticatorData", "AAAA"),
+    ("authenticatorData", 7),
+    ("signature", "AAAA"),
+    ("signature", None),
+    ("userHandle", "!!"),
+    ("userHandle", ["x"]),
+]
+BROKEN_ATTESTATIONS: list[tuple[str, Any]] = [
+    ("clientDataJSON", "bm90IGpzb24"),
+    ("attestationObject", "oWNmbXQ"),
+    ("attestationObject", "AAAA"),
+    ("attestationObject", "!!"),
+    ("attestationObject", {"fmt": "none"}),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BROKEN_ASSERTIONS)
+def test_a_malformed_assertion_is_a_401_never_a_server_error(auth: AuthApi, field: str, value: Any) -> None:
+    user = UserFactory()
+    device, _ = register(auth, user)
+    assertion = device.get(login_options(auth))
+    assertion["response"][field] = value
+
+    assert login_error(auth, assertion) == INVALID
+
+
+@pytest.mark.parametrize(("field", "value"), BROKEN_ATTESTATIONS)
+def test_a_malformed_attestation_is_a_400_never_a_server_error(auth: AuthApi, field: str, value: Any) -> None:
+    user = UserFactory()
+    attestation = SoftAuthenticator().create(auth(subjects.AUTH_PASSKEY_REGISTER_OPTIONS, {}, agent=agent_of(user)))
+    attestation["response"][field] = value
+
+    data = {"credential": attestation, "name": "Key"}
+    refused = auth.error(subjects.AUTH_PASSKEY_REGISTER_VERIFY, data, agent=agent_of(user))
+
+    assert refused.status == 400
+    assert not Passkey.objects.exists()
