@@ -9,13 +9,24 @@ from typing import Any
 
 from auth_service.accounts import selectors
 from auth_service.accounts.key_revocation import forget_revoked_keys
-from auth_service.accounts.services import login, mfa, recovery, registration, seed, sessions, signing_keys, users
+from auth_service.accounts.services import (
+    login,
+    mfa,
+    passkeys,
+    recovery,
+    registration,
+    seed,
+    sessions,
+    signing_keys,
+    users,
+)
 from auth_service.accounts.snapshots import iso, user_public
 from auth_service.audit.context import client_context
 from auth_service.clients import services as clients
 from common.contracts import auth as c
 from common.contracts import mfa as m
 from common.contracts import oauth
+from common.contracts import passkeys as pk
 from common.contracts.envelope import Agent, Request
 from common.contracts.errors import Unauthorized, ValidationFailed
 from common.contracts.rpc import Empty
@@ -132,21 +143,59 @@ def handle_oauth_token(request: Request, data: oauth.TokenRequest) -> oauth.Issu
     return oauth.IssuedToken(access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope)
 
 
+# -- passkeys -------------------------------------------------------------------------------------------------------
+
+
+def _passkey_reply(view: selectors.PasskeyInfo) -> m.PasskeyInfo:
+    return m.PasskeyInfo(
+        id=view.id,
+        name=view.name,
+        created_at=iso(view.created_at),
+        last_used_at=iso(view.last_used_at) if view.last_used_at else None,
+    )
+
+
+def handle_passkey_register_options(request: Request, data: Empty) -> dict[str, Any]:
+    return passkeys.passkey_registration_options(user_id=_agent(request).id)
+
+
+def handle_passkey_register_verify(request: Request, data: pk.RegisterVerify) -> m.PasskeyInfo:
+    view = passkeys.passkey_register(user_id=_agent(request).id, credential=data.credential, name=data.name)
+    return _passkey_reply(view)
+
+
+def handle_passkey_list(request: Request, data: Empty) -> list[m.PasskeyInfo]:
+    return [_passkey_reply(view) for view in passkeys.passkey_list(user_id=_agent(request).id)]
+
+
+def handle_passkey_rename(request: Request, data: pk.PasskeyRename) -> m.PasskeyInfo:
+    view = passkeys.passkey_rename(user_id=_agent(request).id, passkey_id=str(data.id), name=data.name)
+    return _passkey_reply(view)
+
+
+def handle_passkey_delete(request: Request, data: pk.PasskeyRef) -> None:
+    passkeys.passkey_delete(user_id=_agent(request).id, passkey_id=str(data.id))
+
+
+def handle_passkey_login_options(request: Request, data: pk.LoginOptions) -> dict[str, Any]:
+    return passkeys.passkey_login_options(slug=data.slug)
+
+
+def handle_passkey_login_verify(request: Request, data: pk.LoginVerify) -> c.Tokens:
+    ip, user_agent = _client(request)
+    pair = passkeys.passkey_authenticate(
+        credential=data.credential, mfa_token=data.mfa_token, ip=ip, user_agent=user_agent
+    )
+    return _token_reply(pair)
+
+
 # -- second factors ------------------------------------------------------------------------------------------------
 
 
 def handle_mfa_status(request: Request, data: Empty) -> m.MfaStatus:
     status = selectors.mfa_status_get(_agent(request).id)
-    passkeys = [
-        m.PasskeyInfo(
-            id=p.id,
-            name=p.name,
-            created_at=iso(p.created_at),
-            last_used_at=iso(p.last_used_at) if p.last_used_at else None,
-        )
-        for p in status.passkeys
-    ]
-    return m.MfaStatus(totp=status.totp, recovery_codes_left=status.recovery_codes_left, passkeys=passkeys)
+    listed = [_passkey_reply(passkey) for passkey in status.passkeys]
+    return m.MfaStatus(totp=status.totp, recovery_codes_left=status.recovery_codes_left, passkeys=listed)
 
 
 def handle_totp_setup(request: Request, data: Empty) -> m.TotpSetup:
@@ -236,6 +285,13 @@ _HANDLERS = handlers(
         c.DENY_ACCESS: handle_deny_access,
         c.JWKS: handle_jwks_get,
         oauth.TOKEN: handle_oauth_token,
+        pk.REGISTER_OPTIONS: handle_passkey_register_options,
+        pk.REGISTER_VERIFY: handle_passkey_register_verify,
+        pk.LIST: handle_passkey_list,
+        pk.RENAME: handle_passkey_rename,
+        pk.DELETE: handle_passkey_delete,
+        pk.LOGIN_OPTIONS: handle_passkey_login_options,
+        pk.LOGIN_VERIFY: handle_passkey_login_verify,
         m.LOGIN_MFA: handle_login_mfa,
         m.MFA_STATUS: handle_mfa_status,
         m.TOTP_SETUP: handle_totp_setup,

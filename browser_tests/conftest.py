@@ -113,7 +113,9 @@ def context(browser: Browser, stack: RunningStack, request: pytest.FixtureReques
     A test fails if a page it opened reached a host other than the stack's own, ran into the CSP or threw."""
     context = browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
-    guard = PageGuard(context, {urlsplit(url).hostname or "" for url in stack.urls.values()})
+    # The stack's hosts, and `localhost`: the passkeys page is opened there (WebAuthn refuses an IP address).
+    own_hosts = {urlsplit(url).hostname or "" for url in stack.urls.values()} | {"localhost"}
+    guard = PageGuard(context, own_hosts)
     yield context
     reports = request.node.stash.get(_reports, {})
     if any(report.failed for report in reports.values()):

@@ -102,6 +102,39 @@ def email_changed_mail(*, to: str, name: str, new_email: str) -> Mail:
     )
 
 
+def passkey_added_mail(*, to: str, name: str, passkey_name: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="A passkey was added to your account",
+        body=(
+            f'Hello {name},\n\na passkey named "{passkey_name}" was added to your account; it can now log you in.\n'
+            "If you did not do this, remove it, change your password and contact an administrator.\n"
+        ),
+    )
+
+
+def passkey_removed_mail(*, to: str, name: str, passkey_name: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="A passkey was removed from your account",
+        body=(
+            f'Hello {name},\n\nthe passkey named "{passkey_name}" was removed from your account.\n'
+            "If you did not do this, change your password and contact an administrator.\n"
+        ),
+    )
+
+
+def passkey_failure_mail(*, to: str, name: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="A passkey of your account was refused",
+        body=(
+            f"Hello {name},\n\na login or registration with a passkey of your account was refused.\n"
+            "If it was not you, someone may be trying to use your account: review your passkeys and sessions.\n"
+        ),
+    )
+
+
 def security_notice_mail(*, to: str, name: str, subject: str, what: str) -> Mail:
     """A change or a failure on the account's second factors (`what`: one sentence; never a code or a secret)."""
     return Mail(

@@ -1,5 +1,5 @@
 """Identity records of the auth service: users, roles, verification codes, recovery tokens, signing keys and second
-factors (TOTP devices, recovery codes)."""
+factors (TOTP devices, recovery codes, passkeys)."""
 
 from __future__ import annotations
 
@@ -216,6 +216,41 @@ class SigningKey(models.Model):
     def __repr__(self) -> str:
         # Never let the private key reach a log line or a traceback through repr().
         return f"<SigningKey {self.kid} {self.state}>"
+
+
+class PasskeyUserHandle(models.Model):
+    """The user's WebAuthn user handle: 32 random bytes, the only user id an authenticator stores (never the UUID
+    or an e-mail, which would tie the credential to the account for whoever reads the authenticator)."""
+
+    user: models.OneToOneField[User, User] = models.OneToOneField(
+        User, on_delete=models.CASCADE, primary_key=True, related_name="passkey_handle"
+    )
+    user_id: uuid.UUID
+    handle: models.BinaryField[bytes, bytes] = models.BinaryField(max_length=64, unique=True)
+
+    def __str__(self) -> str:
+        return f"passkey user handle of {self.user_id}"
+
+
+class Passkey(models.Model):
+    """A WebAuthn credential (passkey or security key) of a user: its public key and signature counter."""
+
+    id: models.UUIDField[uuid.UUID, uuid.UUID] = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user: models.ForeignKey[User, User] = models.ForeignKey(User, on_delete=models.CASCADE, related_name="passkeys")
+    user_id: uuid.UUID
+    credential_id: models.BinaryField[bytes, bytes] = models.BinaryField(max_length=1023, unique=True)
+    public_key: models.BinaryField[bytes, bytes] = models.BinaryField(help_text="COSE-encoded public key.")
+    sign_count: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(default=0)
+    transports: ArrayField[list[str], list[str]] = ArrayField(models.CharField(max_length=16), default=list, blank=True)
+    name: models.CharField[str, str] = models.CharField(max_length=64)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    last_used_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"passkey {self.name!r} of {self.user_id}"
 
 
 class TotpDevice(models.Model):

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models.functions import Lower
 
 from auth_service.accounts.mfa_tokens import METHOD_PASSKEY, METHOD_RECOVERY_CODE, METHOD_TOTP
-from auth_service.accounts.models import RecoveryCode, SigningKey, TotpDevice, User
+from auth_service.accounts.models import Passkey, RecoveryCode, SigningKey, TotpDevice, User
 from auth_service.accounts.policies import normalize_email
 from auth_service.accounts.sessions import SessionInfo, session_store_list
 
@@ -101,6 +101,15 @@ def session_list(*, user_id: str) -> list[SessionInfo]:
     return session_store_list(user_id)
 
 
+def passkey_credentials(user_id: str | uuid.UUID) -> list[Passkey]:
+    """The user's passkeys with their keys (for the WebAuthn ceremonies), oldest first."""
+    return list(Passkey.objects.filter(user_id=user_id))
+
+
+def passkey_get_by_credential_id(credential_id: bytes) -> Passkey | None:
+    return Passkey.objects.select_related("user").filter(credential_id=credential_id).first()
+
+
 # -- second factors ------------------------------------------------------------------------------------------------
 
 
@@ -114,9 +123,15 @@ class PasskeyInfo:
     last_used_at: datetime | None
 
 
+def passkey_info(passkey: Passkey) -> PasskeyInfo:
+    return PasskeyInfo(
+        id=str(passkey.id), name=passkey.name, created_at=passkey.created_at, last_used_at=passkey.last_used_at
+    )
+
+
 def passkey_list(user_id: str | uuid.UUID) -> list[PasskeyInfo]:
-    """The user's passkeys, oldest first. None until passkeys are built (SPEC §2b): fill this in with them."""
-    return []
+    """The user's passkeys as the user sees them, oldest first."""
+    return [passkey_info(passkey) for passkey in passkey_credentials(user_id)]
 
 
 def totp_device_get(user_id: str | uuid.UUID, *, confirmed: bool | None = None) -> TotpDevice | None:
@@ -137,7 +152,7 @@ def mfa_methods(user_id: str | uuid.UUID) -> list[str]:
         methods.append(METHOD_TOTP)
         if RecoveryCode.objects.filter(user_id=user_id).exists():
             methods.append(METHOD_RECOVERY_CODE)
-    if passkey_list(user_id):
+    if Passkey.objects.filter(user_id=user_id).exists():
         methods.append(METHOD_PASSKEY)
     return methods
 

@@ -13,10 +13,12 @@ from common.conf.settings import (
     outbox_settings,
     token_settings,
     user_events_stream_settings,
+    webauthn_settings,
 )
 
 globals().update(common_settings("auth", debug_default=False))
 globals().update(token_settings())
+globals().update(webauthn_settings())
 globals().update(celery_settings(redis_url=globals()["REDIS_URL"]))
 
 INSTALLED_APPS = [*CONSOLE_APPS, "common.outbox", "auth_service.accounts", "auth_service.audit", "auth_service.clients"]

@@ -19,6 +19,7 @@ from common.conf.env import (
 )
 from common.conf.logging import logging_config
 from common.conf.nats_trust import inbox_prefix
+from common.conf.processes import GATEWAY
 
 
 def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
@@ -219,6 +220,23 @@ def cors_settings() -> dict[str, Any]:
         # Response headers a browser script may read besides the safelisted ones.
         "CORS_EXPOSE_HEADERS": ["retry-after", "x-request-id"],
         "CORS_PREFLIGHT_MAX_AGE": env_int("CORS_PREFLIGHT_MAX_AGE", 600),
+    }
+
+
+def webauthn_settings() -> dict[str, Any]:
+    """Passkeys (SPEC §2b): the relying party the credentials are bound to, and the origins allowed to use them.
+
+    Browsers refuse an IP address as a relying-party id, so development uses `localhost`; the gateway's origins on
+    both loopback names are listed (a page on 127.0.0.1 can still use a credential registered elsewhere, never
+    create one for `localhost`). Production sets its own domain and HTTPS origin(s).
+    """
+    port = GATEWAY.port
+    return {
+        "WEBAUTHN_RP_ID": env("WEBAUTHN_RP_ID", "localhost"),
+        "WEBAUTHN_RP_NAME": env("WEBAUTHN_RP_NAME", "Authmesh"),
+        "WEBAUTHN_ORIGINS": env_list("WEBAUTHN_ORIGINS", [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]),
+        # A ceremony's challenge lives this long in Redis and is good for one verification.
+        "WEBAUTHN_CHALLENGE_TTL_SECONDS": env_int("WEBAUTHN_CHALLENGE_TTL_SECONDS", 300),
     }
 
 

@@ -23,6 +23,14 @@ AUTH_JWKS = "auth.jwks.get"
 # OAuth 2.0 client credentials: a service account exchanges its id and secret for an access token.
 AUTH_OAUTH_TOKEN = "auth.oauth.token"  # noqa: S105 - a subject name
 
+# auth service: passkeys (WebAuthn ceremonies, the caller's list, and the passkey login).
+AUTH_PASSKEY_REGISTER_OPTIONS = "auth.passkeys.register.options"
+AUTH_PASSKEY_REGISTER_VERIFY = "auth.passkeys.register.verify"
+AUTH_PASSKEY_LIST = "auth.passkeys.list"
+AUTH_PASSKEY_RENAME = "auth.passkeys.rename"
+AUTH_PASSKEY_DELETE = "auth.passkeys.delete"
+AUTH_PASSKEY_LOGIN_OPTIONS = "auth.login.passkey.options"
+AUTH_PASSKEY_LOGIN_VERIFY = "auth.login.passkey.verify"
 # auth service: second factors (SPEC §2b).
 AUTH_LOGIN_MFA = "auth.login.mfa"
 AUTH_MFA_STATUS = "auth.mfa.status"

@@ -335,6 +335,10 @@ def running_stack(
         _provision_streams(env)
         ports = {service: _free_port() for service in HTTP_SERVICES} if http else {}
         if http:
+            # Passkeys are bound to the gateway's origin, known only now (browsers refuse an IP as relying party).
+            env["WEBAUTHN_ORIGINS"] = ",".join(
+                f"http://{host}:{ports['gateway']}" for host in ("localhost", "127.0.0.1")
+            )
             _collect_static(env, work_dir)
         celery = [
             sys.executable, "-m", "celery", "-A", "auth_service", "worker", "-B",

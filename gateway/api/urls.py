@@ -7,6 +7,7 @@ the table changes, so a route registered after start-up (a test's) is served, do
 from django.urls import URLPattern, URLResolver, clear_url_caches, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from gateway.api.passkeys import passkeys_page
 from gateway.api.routing import table
 from gateway.api.views import view_for
 
@@ -14,6 +15,8 @@ DOCUMENT: list[URLPattern | URLResolver] = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves the docs UI's start-up script as a request of its own (?script): no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    # A page a person uses to log in and manage passkeys (beside the JSON list at api/auth/passkeys).
+    path("api/auth/passkeys/", passkeys_page, name="passkeys-page"),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = []

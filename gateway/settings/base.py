@@ -38,8 +38,9 @@ MIDDLEWARE = [
 # LEAN_ROUTES=false sends those routes through DRF too (same answers, more CPU per request).
 LEAN_ROUTES = env_bool("LEAN_ROUTES", True)
 
-# Modules whose `ROUTES` (gateway.api.routing.Route) the gateway serves: SPEC §2's, then any a deployment adds.
-GATEWAY_ROUTE_MODULES = ["gateway.api.routes", *env_list("GATEWAY_ROUTE_MODULES", [])]
+# Modules whose `ROUTES` (gateway.api.routing.Route) the gateway serves: SPEC §2's and §2b's passkeys, then any a
+# deployment adds.
+GATEWAY_ROUTE_MODULES = ["gateway.api.routes", "gateway.api.passkeys", *env_list("GATEWAY_ROUTE_MODULES", [])]
 
 ROOT_URLCONF = "gateway.urls"
 WSGI_APPLICATION = "gateway.wsgi.application"
@@ -153,6 +154,8 @@ THROTTLE_RATES = {
     "signup.account": "10/10m",
     "login.ip": "500/10m",
     "login.account-source": "100/10m",
+    # A passkey login's options: a challenge in Redis each, nothing checked yet (the verification counts as a login).
+    "passkey-options.ip": "500/10m",
     "verify-account.ip": "500/10m",
     "verify-account.account": "30/10m",
     "resend-verification.ip": "200/10m",

@@ -19,7 +19,7 @@ from django.utils import timezone
 from auth_service.accounts import selectors
 from auth_service.accounts.keyring import reseal, seal, unseal
 from auth_service.accounts.mail import mail_send_after_commit, security_notice_mail
-from auth_service.accounts.models import RecoveryCode, TotpDevice, User
+from auth_service.accounts.models import Passkey, RecoveryCode, TotpDevice, User
 from auth_service.accounts.otp import (
     new_recovery_codes,
     new_totp_secret,
@@ -224,9 +224,9 @@ def recovery_codes_regenerate(*, user_id: str, password: str, code: str, ip: str
 
 
 def _second_factors_delete(user: User) -> None:
-    # Passkeys: delete them here too, so that the admin reset removes every factor.
     TotpDevice.objects.filter(user=user).delete()
     RecoveryCode.objects.filter(user=user).delete()
+    Passkey.objects.filter(user=user).delete()
 
 
 def mfa_reset(*, agent_id: str, user_id: str) -> None:

@@ -17,6 +17,7 @@ from django_redis import get_redis_connection
 
 from auth_service.accounts.models import SigningKey, User
 from auth_service.accounts.services.signing_keys import signing_key_revoke
+from auth_service.accounts.tests.authenticator import SoftAuthenticator
 from auth_service.accounts.tests.conftest import AuthApi, agent_of, mailed_code, mailed_recovery_token
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
 from auth_service.accounts.tests.mfa_support import code_at, enrol
@@ -321,6 +322,7 @@ def test_every_kind_is_recorded_and_no_event_holds_a_secret(auth: AuthApi, setti
     signing_key_revoke(kid=SigningKey.objects.get(state="retired").kid)
     secrets += _service_account_flows(auth)
     secrets += _second_factor_flows(auth, boss)
+    secrets += _passkey_flows(auth)
 
     assert set(SecurityEvent.objects.values_list("kind", flat=True)) == set(Kind.values)
     blob = dump(SecurityEvent.objects.all())
@@ -356,6 +358,25 @@ def _second_factor_flows(auth: AuthApi, boss: User) -> list[str]:
     auth(subjects.AUTH_MFA_RESET, {"id": str(user.id)}, agent=agent_of(boss))
     spelled = [code.replace("-", "") for code in [*codes, *fresh, *more]]
     return [secret, again, token, done["accessToken"], done["refreshToken"], *codes, *fresh, *more, *spelled]
+
+
+def _passkey_flows(auth: AuthApi) -> list[str]:
+    """Register a passkey (after a refused attempt), rename it, log in with it, remove it."""
+    user = UserFactory()
+    agent = agent_of(user)
+    device = SoftAuthenticator()
+    options = auth(subjects.AUTH_PASSKEY_REGISTER_OPTIONS, {}, agent=agent)
+    foreign = {"credential": device.create(options, origin="https://evil.example"), "name": "Key"}
+    auth.error(subjects.AUTH_PASSKEY_REGISTER_VERIFY, foreign, agent=agent)
+    options = auth(subjects.AUTH_PASSKEY_REGISTER_OPTIONS, {}, agent=agent)
+    credential = device.create(options)
+    passkey = auth(subjects.AUTH_PASSKEY_REGISTER_VERIFY, {"credential": credential, "name": "Key"}, agent=agent)
+    auth(subjects.AUTH_PASSKEY_RENAME, {"id": passkey["id"], "name": "Phone"}, agent=agent)
+    assertion = device.get(auth(subjects.AUTH_PASSKEY_LOGIN_OPTIONS, {}))
+    done = auth(subjects.AUTH_PASSKEY_LOGIN_VERIFY, {"credential": assertion}, client=CLIENT)
+    auth(subjects.AUTH_PASSKEY_DELETE, {"id": passkey["id"]}, agent=agent)
+    signed = [assertion["response"]["signature"], assertion["response"]["clientDataJSON"]]
+    return [done["accessToken"], done["refreshToken"], credential["response"]["attestationObject"], *signed]
 
 
 def new_user(tag: str) -> dict[str, Any]:

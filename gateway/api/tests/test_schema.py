@@ -42,6 +42,14 @@ SPEC_OPERATIONS = {
     ("/api/auth/mfa/totp", "delete"),
     ("/api/auth/mfa/recovery-codes", "post"),
     ("/api/user/{user_id}/mfa", "delete"),
+    # SPEC §2b: passkeys
+    ("/api/auth/passkeys/register/options", "post"),
+    ("/api/auth/passkeys/register/verify", "post"),
+    ("/api/auth/passkeys", "get"),
+    ("/api/auth/passkeys/{passkey_id}", "patch"),
+    ("/api/auth/passkeys/{passkey_id}", "delete"),
+    ("/api/login/passkey/options", "post"),
+    ("/api/login/passkey/verify", "post"),
 }
 FROM_SETTINGS_ONLY = ("/.well-known/openid-configuration", "get")
 # An OAuth endpoint answers RFC 6749's error bodies, not the envelope.
