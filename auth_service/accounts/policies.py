@@ -180,3 +180,24 @@ def can_write_user(
             raise Forbidden("Admins cannot grant sys_admin")
         return
     raise Forbidden("You can only change your own account")
+
+
+def can_write(
+    agent: Any,
+    target: Any | None,
+    *,
+    change: Collection[str],
+    new_roles: Collection[str] | None = None,
+    target_id: str | None = None,
+) -> None:
+    """`can_write_user` for an agent and a target user (objects with `id`, `roles`, `is_active`). `target` is None
+    for a create, or for a user that was not found as `target_id`."""
+    can_write_user(
+        agent_roles=agent.roles,
+        agent_id=str(agent.id),
+        agent_active=agent.is_active,
+        target_id=str(target.id) if target is not None else target_id,
+        target_roles=target.roles if target is not None else (),
+        change=change,
+        new_roles=new_roles,
+    )

@@ -17,7 +17,7 @@ from auth_service.accounts import selectors
 from auth_service.accounts.crypto import new_verification_code, verification_code_digest
 from auth_service.accounts.mail import mail_send_after_commit, verification_mail
 from auth_service.accounts.models import User, VerificationCode
-from auth_service.accounts.policies import can_write_user, sorted_roles
+from auth_service.accounts.policies import can_write, sorted_roles
 from auth_service.accounts.sessions import session_store_delete_all
 from auth_service.accounts.snapshots import user_snapshot
 from auth_service.audit.models import SecurityEvent
@@ -93,15 +93,7 @@ def authorize(
     new_roles: Collection[str] | None = None,
 ) -> User:
     """Apply the permission matrix; an unknown target is 404 only for a caller who could have acted on it."""
-    can_write_user(
-        agent_roles=agent.roles,
-        agent_id=str(agent.id),
-        agent_active=agent.is_active,
-        target_id=str(target.id) if target is not None else target_id,
-        target_roles=target.roles if target is not None else (),
-        change=change,
-        new_roles=new_roles,
-    )
+    can_write(agent, target, change=change, new_roles=new_roles, target_id=target_id)
     if target is None:
         raise NotFound("User not found")
     return target

@@ -21,7 +21,7 @@ from auth_service.accounts.policies import (
     ACTION_DENY,
     ACTION_REACTIVATE,
     FIELD_ROLES,
-    can_write_user,
+    can_write,
     normalize_email,
     profile_errors,
     sorted_roles,
@@ -81,15 +81,7 @@ def user_create(*, agent_id: str, name: str, username: str, email: str, password
     """An admin creates an unverified account with chosen roles (never above what the matrix allows); a code is mailed."""
     agent = agent_load(agent_id)
     roles = list(roles)
-    can_write_user(
-        agent_roles=agent.roles,
-        agent_id=str(agent.id),
-        agent_active=agent.is_active,
-        target_id=None,
-        target_roles=(),
-        change={ACTION_CREATE},
-        new_roles=roles,
-    )
+    can_write(agent, None, change={ACTION_CREATE}, new_roles=roles)
     email = normalize_email(email)
     errors = profile_errors(name=name, username=username, email=email, roles=roles)
     if password_errors := password_policy_errors(password, User(name=name, username=username, email=email)):
