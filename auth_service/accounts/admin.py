@@ -17,7 +17,7 @@ from auth_service.accounts.models import Role, SigningKey, User
 from auth_service.accounts.policies import (
     ACTION_CREATE,
     ACTION_DELETE,
-    can_write_user,
+    can_write,
     normalize_email,
     profile_errors,
     sorted_roles,
@@ -34,15 +34,7 @@ ROLE_CHOICES = [(role, role) for role in ROLES]
 def _allowed(agent: Any, *, target: User | None, change: set[str], new_roles: list[str] | None = None) -> str | None:
     """The matrix's refusal message, or None when the admin user may make this change."""
     try:
-        can_write_user(
-            agent_roles=agent.roles,
-            agent_id=str(agent.id),
-            agent_active=agent.is_active,
-            target_id=str(target.id) if target is not None else None,
-            target_roles=target.roles if target is not None else (),
-            change=change,
-            new_roles=new_roles,
-        )
+        can_write(agent, target, change=change, new_roles=new_roles)
     except ServiceError as exc:
         return str(exc.message)
     return None
@@ -192,11 +184,13 @@ class UserAdmin(admin.ModelAdmin):
         for user in queryset:
             self.delete_model(request, user)
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[User], action: Any, verb: str) -> None:
+    def _each(self, request: HttpRequest, queryset: QuerySet[User], service: Any, verb: str, **kwargs: Any) -> None:
+        """Call the API's own `service(agent_id=, user_id=, **kwargs)` for each selected user, as the admin user."""
+        agent_id = str(request.user.pk)
         done = 0
         for user in queryset:
             try:
-                action(user)
+                service(agent_id=agent_id, user_id=str(user.pk), **kwargs)
             except ServiceError as exc:
                 self.message_user(request, f"{user.email}: {exc.message}", messages.ERROR)
             else:
@@ -206,34 +200,19 @@ class UserAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deactivate (and end their sessions)", permissions=["change"])
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        agent_id = str(request.user.pk)
-        self._each(
-            request, queryset, lambda u: users.user_deactivate(agent_id=agent_id, user_id=str(u.pk)), "Deactivated"
-        )
+        self._each(request, queryset, users.user_deactivate, "Deactivated")
 
     @admin.action(description="Reactivate", permissions=["change"])
     def reactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        agent_id = str(request.user.pk)
-        self._each(
-            request, queryset, lambda u: users.user_reactivate(agent_id=agent_id, user_id=str(u.pk)), "Reactivated"
-        )
+        self._each(request, queryset, users.user_reactivate, "Reactivated")
 
     @admin.action(description="End all sessions", permissions=["change"])
     def end_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        agent_id = str(request.user.pk)
-        self._each(
-            request,
-            queryset,
-            lambda u: sessions.session_end_all(user_id=str(u.pk), agent_id=agent_id),
-            "Ended the sessions of",
-        )
+        self._each(request, queryset, sessions.session_end_all, "Ended the sessions of")
 
     @admin.action(description="Reset second factors (and end their sessions)", permissions=["change"])
     def reset_second_factors(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        agent_id = str(request.user.pk)
-        self._each(
-            request, queryset, lambda u: mfa.mfa_reset(agent_id=agent_id, user_id=str(u.pk)), "Reset the factors of"
-        )
+        self._each(request, queryset, mfa.mfa_reset, "Reset the factors of")
 
     @admin.action(description="Change roles…", permissions=["change"])
     def change_roles(self, request: HttpRequest, queryset: QuerySet[User]) -> TemplateResponse | None:
@@ -242,13 +221,7 @@ class UserAdmin(admin.ModelAdmin):
             form = RolesForm(request.POST)
             if form.is_valid():
                 roles = form.cleaned_data["roles"]
-                agent_id = str(request.user.pk)
-                self._each(
-                    request,
-                    queryset,
-                    lambda u: users.user_update(agent_id=agent_id, user_id=str(u.pk), changes={"roles": roles}),
-                    "Changed the roles of",
-                )
+                self._each(request, queryset, users.user_update, "Changed the roles of", changes={"roles": roles})
                 return None  # back to the list, with the messages
         else:
             shared = {tuple(sorted_roles(user.roles)) for user in queryset}
