@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.contrib.auth.hashers import check_password
@@ -136,6 +138,16 @@ def _reauthenticate(*, user: User, password: str, code: str, ip: str | None, kin
     login_attempt_refund(attempt)
 
 
+@contextmanager
+def _reauthenticated(*, user_id: str, password: str, code: str, ip: str | None, kind: str) -> Iterator[User]:
+    """The active user, once `_reauthenticate` let it through, in a transaction that holds the user's lock."""
+    user = _active_user(user_id)
+    _reauthenticate(user=user, password=password, code=code, ip=ip, kind=kind)
+    with transaction.atomic():
+        lock_user(user.id)
+        yield user
+
+
 # -- enrolment -----------------------------------------------------------------------------------------------------
 
 
@@ -194,10 +206,7 @@ def _recovery_codes_replace(user: User) -> list[str]:
 
 def totp_disable(*, user_id: str, password: str, code: str, ip: str | None) -> None:
     """Remove the user's TOTP and its recovery codes, after the password and a TOTP or recovery code."""
-    user = _active_user(user_id)
-    _reauthenticate(user=user, password=password, code=code, ip=ip, kind=Kind.TOTP_DISABLED)
-    with transaction.atomic():
-        lock_user(user.id)
+    with _reauthenticated(user_id=user_id, password=password, code=code, ip=ip, kind=Kind.TOTP_DISABLED) as user:
         _second_factors_delete(user)
         security_event_record(kind=Kind.TOTP_DISABLED, user_id=user.id, actor_id=user.id)
         _notify(
@@ -210,10 +219,9 @@ def totp_disable(*, user_id: str, password: str, code: str, ip: str | None) -> N
 
 def recovery_codes_regenerate(*, user_id: str, password: str, code: str, ip: str | None) -> list[str]:
     """A new set of recovery codes (the old one dies), after the password and a TOTP or recovery code."""
-    user = _active_user(user_id)
-    _reauthenticate(user=user, password=password, code=code, ip=ip, kind=Kind.RECOVERY_CODES_ISSUED)
-    with transaction.atomic():
-        lock_user(user.id)
+    with _reauthenticated(
+        user_id=user_id, password=password, code=code, ip=ip, kind=Kind.RECOVERY_CODES_ISSUED
+    ) as user:
         codes = _recovery_codes_replace(user)
         _notify(
             user,
