@@ -59,89 +59,70 @@ class Mail:
     body: str
 
 
+def _letter(*, to: str, name: str, subject: str, text: str) -> Mail:
+    """A mail to one user: the greeting, then `text` (its paragraphs, each line ending in a newline)."""
+    return Mail(to=to, subject=subject, body=f"Hello {name},\n\n{text}")
+
+
 def verification_mail(*, to: str, name: str, code: str) -> Mail:
     minutes = int(settings.VERIFICATION_CODE_TTL_SECONDS) // 60
-    return Mail(
-        to=to,
-        subject="Your verification code",
-        body=f"Hello {name},\n\nyour verification code is {code}\n\nIt expires in {minutes} minutes.\n",
-    )
+    text = f"your verification code is {code}\n\nIt expires in {minutes} minutes.\n"
+    return _letter(to=to, name=name, subject="Your verification code", text=text)
 
 
 def signup_notice_mail(*, to: str, name: str) -> Mail:
-    return Mail(
-        to=to,
-        subject="Sign-up attempt with your address",
-        body=(
-            f"Hello {name},\n\nsomeone tried to sign up with your address, which already has an account.\n"
-            "If it was you, log in or recover your credentials. Otherwise you can ignore this message.\n"
-        ),
+    text = (
+        "someone tried to sign up with your address, which already has an account.\n"
+        "If it was you, log in or recover your credentials. Otherwise you can ignore this message.\n"
     )
+    return _letter(to=to, name=name, subject="Sign-up attempt with your address", text=text)
 
 
 def recovery_mail(*, to: str, name: str, token: str) -> Mail:
     minutes = int(settings.RECOVERY_TOKEN_TTL_SECONDS) // 60
-    return Mail(
-        to=to,
-        subject="Reset your password",
-        body=(
-            f"Hello {name},\n\nyour recovery token is:\n\n{token}\n\n"
-            f"It can be used once, within {minutes} minutes. If you did not ask for it, ignore this message.\n"
-        ),
+    text = (
+        f"your recovery token is:\n\n{token}\n\n"
+        f"It can be used once, within {minutes} minutes. If you did not ask for it, ignore this message.\n"
     )
+    return _letter(to=to, name=name, subject="Reset your password", text=text)
 
 
 def email_changed_mail(*, to: str, name: str, new_email: str) -> Mail:
-    return Mail(
-        to=to,
-        subject="Your e-mail address was changed",
-        body=(
-            f"Hello {name},\n\nthe e-mail address of your account was changed to {new_email}.\n"
-            "If you did not do this, contact an administrator.\n"
-        ),
+    text = (
+        f"the e-mail address of your account was changed to {new_email}.\n"
+        "If you did not do this, contact an administrator.\n"
     )
+    return _letter(to=to, name=name, subject="Your e-mail address was changed", text=text)
 
 
 def passkey_added_mail(*, to: str, name: str, passkey_name: str) -> Mail:
-    return Mail(
-        to=to,
-        subject="A passkey was added to your account",
-        body=(
-            f'Hello {name},\n\na passkey named "{passkey_name}" was added to your account; it can now log you in.\n'
-            "If you did not do this, remove it, change your password and contact an administrator.\n"
-        ),
+    text = (
+        f'a passkey named "{passkey_name}" was added to your account; it can now log you in.\n'
+        "If you did not do this, remove it, change your password and contact an administrator.\n"
     )
+    return _letter(to=to, name=name, subject="A passkey was added to your account", text=text)
 
 
 def passkey_removed_mail(*, to: str, name: str, passkey_name: str) -> Mail:
-    return Mail(
-        to=to,
-        subject="A passkey was removed from your account",
-        body=(
-            f'Hello {name},\n\nthe passkey named "{passkey_name}" was removed from your account.\n'
-            "If you did not do this, change your password and contact an administrator.\n"
-        ),
+    text = (
+        f'the passkey named "{passkey_name}" was removed from your account.\n'
+        "If you did not do this, change your password and contact an administrator.\n"
     )
+    return _letter(to=to, name=name, subject="A passkey was removed from your account", text=text)
 
 
 def passkey_failure_mail(*, to: str, name: str) -> Mail:
-    return Mail(
-        to=to,
-        subject="A passkey of your account was refused",
-        body=(
-            f"Hello {name},\n\na login or registration with a passkey of your account was refused.\n"
-            "If it was not you, someone may be trying to use your account: review your passkeys and sessions.\n"
-        ),
+    text = (
+        "a login or registration with a passkey of your account was refused.\n"
+        "If it was not you, someone may be trying to use your account: review your passkeys and sessions.\n"
     )
+    return _letter(to=to, name=name, subject="A passkey of your account was refused", text=text)
 
 
 def security_notice_mail(*, to: str, name: str, subject: str, what: str) -> Mail:
     """A change or a failure on the account's second factors (`what`: one sentence; never a code or a secret)."""
-    return Mail(
-        to=to,
-        subject=subject,
-        body=(f"Hello {name},\n\n{what}\n\nIf this was not you, change your password and contact an administrator.\n"),
-    )
+    text = f"{what}\n\nIf this was not you, change your password and contact an administrator.\n"
+    return _letter(to=to, name=name, subject=subject, text=text)
 
 
 def mail_send_after_commit(mail: Mail) -> None:
