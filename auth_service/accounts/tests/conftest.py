@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 import pytest
 from django.core import mail
+from django.test import Client
 from django_redis import get_redis_connection
 
 from auth_service.accounts.models import User
@@ -42,6 +43,19 @@ def _accounts_settings(settings: Any) -> Iterator[None]:
     yield
     celery_app.conf.task_always_eager = eager
     signing_keys.signing_key_cache_forget()
+
+
+@pytest.fixture
+def cookie_sessions(settings: Any) -> None:
+    """Admin console logins keep their session in a signed cookie: no session keys left behind in the shared Redis."""
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+
+
+def logged_in(user: User) -> Client:
+    """A console client logged in as `user` (with `cookie_sessions`)."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import pytest
 from django.core import mail
@@ -13,25 +12,14 @@ from django.test import Client
 from auth_service.accounts.models import User, VerificationCode
 from auth_service.accounts.services import signing_keys
 from auth_service.accounts.sessions import session_store_create, session_store_list
+from auth_service.accounts.tests.conftest import logged_in
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
 from auth_service.audit.crypto import identifier_digest
 from auth_service.audit.models import SecurityEvent
 from common.contracts import events
 from common.outbox.models import OutboxEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _cookie_sessions(settings: Any) -> None:
-    # Admin logins here must not leave session keys behind in the shared Redis.
-    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("cookie_sessions")]
 
 
 def test_a_sys_admin_logs_in_with_its_password_and_sees_every_user() -> None:

@@ -5,34 +5,23 @@ from __future__ import annotations
 
 import io
 import time
-from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.management import call_command
-from django.test import Client, override_settings
+from django.test import override_settings
 
 from auth_service.accounts.keyring import unseal
 from auth_service.accounts.models import RecoveryCode, TotpDevice, User
 from auth_service.accounts.otp import totp_code, totp_step
 from auth_service.accounts.services import mfa
 from auth_service.accounts.sessions import session_store_create, session_store_list
+from auth_service.accounts.tests.conftest import logged_in
 from auth_service.accounts.tests.factories import UserFactory
 from auth_service.audit.models import SecurityEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _cookie_sessions(settings: Any) -> None:
-    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("cookie_sessions")]
 
 
 def enrolled() -> User:
