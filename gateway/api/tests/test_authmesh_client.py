@@ -18,18 +18,11 @@ from rest_framework.views import APIView
 from authmesh_client import InvalidToken, KeysUnavailable, TokenVerifier
 from authmesh_client.drf import AuthmeshTokenAuthentication, AuthmeshUser
 from gateway.api import jwks
+from gateway.api.tests.clock import ManualClock
 from gateway.api.tests.e2e import Api
 from gateway.api.tests.tokens import Signer, access_claims, hs256_token, public_pem_from_jwk, with_payload
 
 DISCOVERY = "/.well-known/openid-configuration"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Published:
@@ -105,7 +98,7 @@ def test_expired_tampered_and_mistyped_tokens_are_refused(discovery_url: str, gu
 
 
 def test_a_rotated_key_is_fetched_at_most_once_per_interval(discovery_url: str, published: Published) -> None:
-    clock = Clock()
+    clock = ManualClock()
     verifier = TokenVerifier(discovery_url, audience=settings.JWT_AUDIENCE, clock=clock)
     old, new = Signer(), Signer()
     published.keys.append(old.jwk())

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jwt
 import pytest
 
 from common.contracts.errors import ServiceUnavailable
 from gateway.api.jwks import JwksCache, KeySetUnavailable, parse_key_set
+from gateway.api.tests.clock import ManualClock
 from gateway.api.tests.tokens import Signer, new_rsa_key, public_jwk
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+T = TypeVar("T")
 
 
 class FakeFetch:
@@ -45,10 +41,35 @@ def keys() -> tuple[Signer, Signer]:
     return Signer(), Signer()
 
 
+def primed(signer: Signer) -> tuple[JwksCache, FakeFetch, ManualClock]:
+    """A cache (ttl 300 s, refetch interval 30 s) on a manual clock that has fetched a set holding `signer`'s key."""
+    clock = ManualClock()
+    fetch = FakeFetch(signer.jwk())
+    cache = JwksCache(fetch=fetch, ttl=300, refetch_interval=30, clock=clock)
+    cache.key(signer.kid)
+    return cache, fetch, clock
+
+
+def concurrently(count: int, call: Callable[[], T]) -> list[T]:
+    """`call` from `count` threads released at once; their results."""
+    results: list[T] = []
+    barrier = threading.Barrier(count)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(call())
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    return results
+
+
 def test_known_kid_is_served_from_cache_without_refetching(keys: tuple[Signer, Signer]) -> None:
     first, _ = keys
-    fetch = FakeFetch(first.jwk())
-    cache = JwksCache(fetch=fetch, ttl=300, refetch_interval=30, clock=FakeClock())
+    cache, fetch, _ = primed(first)
     assert cache.key(first.kid) is not None
     assert cache.key(first.kid) is not None
     assert fetch.calls == 1
@@ -56,10 +77,7 @@ def test_known_kid_is_served_from_cache_without_refetching(keys: tuple[Signer, S
 
 def test_whole_set_is_refetched_after_ttl(keys: tuple[Signer, Signer]) -> None:
     first, _ = keys
-    clock = FakeClock()
-    fetch = FakeFetch(first.jwk())
-    cache = JwksCache(fetch=fetch, ttl=300, refetch_interval=30, clock=clock)
-    cache.key(first.kid)
+    cache, fetch, clock = primed(first)
     clock.now += 299
     cache.key(first.kid)
     assert fetch.calls == 1
@@ -70,10 +88,7 @@ def test_whole_set_is_refetched_after_ttl(keys: tuple[Signer, Signer]) -> None:
 
 def test_unknown_kid_refetches_at_most_once_per_interval(keys: tuple[Signer, Signer]) -> None:
     first, second = keys
-    clock = FakeClock()
-    fetch = FakeFetch(first.jwk())
-    cache = JwksCache(fetch=fetch, ttl=300, refetch_interval=30, clock=clock)
-    cache.key(first.kid)
+    cache, fetch, clock = primed(first)
     clock.now += 30
     for _ in range(50):
         assert cache.key("forged-kid") is None
@@ -92,18 +107,7 @@ def test_concurrent_callers_share_one_fetch(keys: tuple[Signer, Signer]) -> None
     first, _ = keys
     fetch = FakeFetch(first.jwk(), delay=0.2)
     cache = JwksCache(fetch=fetch, ttl=300, refetch_interval=30)
-    results: list[object] = []
-    barrier = threading.Barrier(20)
-
-    def call() -> None:
-        barrier.wait()
-        results.append(cache.key(first.kid))
-
-    threads = [threading.Thread(target=call) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=5)
+    results = concurrently(20, lambda: cache.key(first.kid))
     assert fetch.calls == 1
     assert len(results) == 20
     assert all(result is not None for result in results)
@@ -111,29 +115,18 @@ def test_concurrent_callers_share_one_fetch(keys: tuple[Signer, Signer]) -> None
 
 def test_concurrent_unknown_kids_share_one_refetch(keys: tuple[Signer, Signer]) -> None:
     first, second = keys
-    clock = FakeClock()
-    fetch = FakeFetch(first.jwk())
-    cache = JwksCache(fetch=fetch, ttl=300, refetch_interval=30, clock=clock)
-    cache.key(first.kid)
+    cache, fetch, clock = primed(first)
     fetch.document = {"keys": [first.jwk(), second.jwk()]}
     fetch.delay = 0.2
     clock.now += 60
-    results: list[object] = []
-    threads = [threading.Thread(target=lambda: results.append(cache.key(second.kid))) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=5)
+    results = concurrently(10, lambda: cache.key(second.kid))
     assert fetch.calls == 2
     assert all(result is not None for result in results)
 
 
 def test_last_good_set_is_kept_when_the_auth_service_is_down(keys: tuple[Signer, Signer]) -> None:
     first, _ = keys
-    clock = FakeClock()
-    fetch = FakeFetch(first.jwk())
-    cache = JwksCache(fetch=fetch, ttl=300, refetch_interval=30, clock=clock)
-    cache.key(first.kid)
+    cache, fetch, clock = primed(first)
     fetch.fail = True
     clock.now += 301
     assert cache.key(first.kid) is not None
@@ -151,7 +144,7 @@ def test_last_good_set_is_kept_when_the_auth_service_is_down(keys: tuple[Signer,
 def test_no_key_set_at_all_is_503_not_401() -> None:
     fetch = FakeFetch()
     fetch.fail = True
-    cache = JwksCache(fetch=fetch, ttl=300, refetch_interval=30, clock=FakeClock())
+    cache = JwksCache(fetch=fetch, ttl=300, refetch_interval=30, clock=ManualClock())
     with pytest.raises(KeySetUnavailable) as info:
         cache.key("any")
     assert info.value.status == 503
@@ -178,10 +171,7 @@ def test_document_publishes_only_public_members_of_rs256_signing_keys() -> None:
 
 def test_malformed_document_keeps_the_last_good_set(keys: tuple[Signer, Signer]) -> None:
     first, _ = keys
-    clock = FakeClock()
-    fetch = FakeFetch(first.jwk())
-    cache = JwksCache(fetch=fetch, ttl=300, refetch_interval=30, clock=clock)
-    cache.key(first.kid)
+    cache, fetch, clock = primed(first)
     fetch.document = {"nope": True}
     clock.now += 301
     assert cache.key(first.kid) is not None

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from authmesh_client import ServiceTokenClient, ServiceTokenError
+from gateway.api.tests.clock import ManualClock
 
 CLIENT_ID, SECRET = "billing", "s3cret:with+odd&chars"
 
@@ -72,14 +73,6 @@ def endpoint() -> Iterator[TokenEndpoint]:
     thread.join(timeout=5)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def issued(token: str, expires_in: int = 300) -> tuple[int, dict[str, Any]]:
     return 200, {"access_token": token, "token_type": "Bearer", "expires_in": expires_in, "scope": "users:read"}
 
@@ -87,7 +80,7 @@ def issued(token: str, expires_in: int = 300) -> tuple[int, dict[str, Any]]:
 def test_the_token_is_requested_as_rfc_6749_says_and_reused_until_shortly_before_expiry(
     endpoint: TokenEndpoint,
 ) -> None:
-    clock = Clock()
+    clock = ManualClock()
     client = ServiceTokenClient(endpoint.discovery_url, CLIENT_ID, SECRET, scope="users:read", clock=clock)
     endpoint.reply = issued("first")
 
