@@ -11,7 +11,6 @@ from django_redis import get_redis_connection
 from common.contracts.sessions import session_key
 from devstack.testing.stack import RunningStack
 from gateway.api import authentication
-from gateway.api.jwks import JwksCache
 from gateway.api.tests.e2e import Account, Api, logged_in, registered, seeded
 from gateway.api.tests.live import serving
 from gateway.api.tests.tokens import TEST_SUBJECT, Signer
@@ -25,9 +24,7 @@ def signer() -> Signer:
 @pytest.fixture
 def trusted(signer: Signer, monkeypatch: pytest.MonkeyPatch) -> Signer:
     """The gateway trusts `signer`'s key as if the auth service published it."""
-    cache = JwksCache(fetch=lambda: {"keys": [signer.jwk()]})
-    monkeypatch.setattr(authentication, "get_jwks", lambda: cache)
-    return signer
+    return signer.trusted_by(authentication, monkeypatch)
 
 
 @pytest.fixture

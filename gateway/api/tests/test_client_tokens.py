@@ -12,7 +12,6 @@ from django_redis import get_redis_connection
 from common.contracts.oauth import client_key
 from devstack.testing.stack import RunningStack
 from gateway.api import jwks
-from gateway.api.jwks import JwksCache
 from gateway.api.tests.test_e2e_service_accounts import create_client, token_for
 from gateway.api.tests.test_fastlane import Paths, bearer, paths, status_of  # noqa: F401 - the fixture
 from gateway.api.tests.tokens import Signer, hs256_token, public_pem_from_jwk, unsigned_token, with_payload
@@ -21,9 +20,7 @@ from gateway.api.tests.tokens import Signer, hs256_token, public_pem_from_jwk, u
 @pytest.fixture
 def client_trusted(trusted: Signer, monkeypatch: pytest.MonkeyPatch) -> Signer:
     """`trusted`, for client tokens too (they look their key up through gateway.api.jwks)."""
-    cache = JwksCache(fetch=lambda: {"keys": [trusted.jwk()]})
-    monkeypatch.setattr(jwks, "get_jwks", lambda: cache)
-    return trusted
+    return trusted.trusted_by(jwks, monkeypatch)
 
 
 @pytest.fixture

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from django.conf import settings
+
+from gateway.api.jwks import JwksCache
 
 # CACHES for a session store that cannot be reached (a port nobody listens on): tokens checked against it must
 # be refused with 503, never let through.
@@ -84,6 +87,13 @@ class Signer:
     def token(self, *, headers: dict[str, Any] | None = None, kid: str | None = None, **claims: Any) -> str:
         header = {"kid": kid or self.kid, "typ": "at+jwt", **(headers or {})}
         return jwt.encode(access_claims(**claims), self.key, algorithm="RS256", headers=header)
+
+    def trusted_by(self, module: Any, monkeypatch: pytest.MonkeyPatch) -> Signer:
+        """`module.get_jwks` (the gateway's key set, as `module` looks it up) answers this key, as if the auth
+        service published it."""
+        cache = JwksCache(fetch=lambda: {"keys": [self.jwk()]})
+        monkeypatch.setattr(module, "get_jwks", lambda: cache)
+        return self
 
 
 def unsigned_token(claims: dict[str, Any], *, kid: str) -> str:
