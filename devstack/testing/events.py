@@ -110,6 +110,11 @@ class Sandbox:
     def consumer_info(self) -> ConsumerInfo:
         return self.client.run(self._nc().jetstream().consumer_info(self.stream, self.durable), timeout=10)
 
+    def settled(self) -> bool:
+        """The durable consumer has nothing left to deliver and nothing awaiting an ack."""
+        info = self.consumer_info()
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
     @contextmanager
     def wire_tap(self) -> Iterator[list[Msg]]:
         """Every message published on the stream's subjects, as seen on the wire (duplicates included)."""

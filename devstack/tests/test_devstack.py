@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from devstack import (
 )
 from devstack.layout import REPO_ROOT, RESERVED_PORTS, Layout
 from devstack.procs import choose_port, port_answers, port_is_free
+from devstack.testing.waiting import wait_for
 
 URL_VARS = ("DATABASE_URL", "REDIS_URL", "NATS_URL")
 TEST_PID_FILES = ["nats.pid", "postgres.pid", "redis.pid"]
@@ -77,13 +78,6 @@ def _devstack(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         timeout=120,
         **kwargs,
     )
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def _nats_info(port: int) -> dict[str, Any]:
@@ -295,7 +289,7 @@ def test_supervisor_prefixes_output_and_stops_process_groups(tmp_path: Path) -> 
     worker = supervisor.start("worker", ["sh", "-c", "sleep 60 & echo started; wait"])
     pid_file = tmp_path / "var" / "run" / "web.pid"
     assert int(pid_file.read_text()) == web
-    _wait_for(lambda: "web          | bye\n" in out.getvalue() and "worker       | started\n" in out.getvalue())
+    wait_for(lambda: "web          | bye\n" in out.getvalue() and "worker       | started\n" in out.getvalue())
     assert "web          | hello\n" in out.getvalue()
     assert "\x1b[" not in out.getvalue()
 

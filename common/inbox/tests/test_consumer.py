@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from common.inbox.services import InvalidMessage, dead_letter_retry, inbox_recor
 from common.messaging.jetstream import MSG_ID_HEADER, user_events_consumer, user_events_provision
 from devstack.testing.events import Sandbox, event_stream_sandbox
 from devstack.testing.plugin import bridge_in_thread
+from devstack.testing.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,32 +81,18 @@ def _consumer(recorder: Recorder) -> JetStreamConsumer:
     return JetStreamConsumer(name="test", handler=recorder, spec=user_events_consumer, provision=user_events_provision)
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 def _publish(stream: Sandbox, **data: Any) -> str:
     message_id = str(uuid.uuid4())
     stream.publish_event(event_type="auth.user.updated", data={"id": str(uuid.uuid4()), **data}, message_id=message_id)
     return message_id
 
 
-def _settled(stream: Sandbox) -> bool:
-    info = stream.consumer_info()
-    return info.num_pending == 0 and info.num_ack_pending == 0
-
-
 def test_each_message_is_applied_once_and_acked_after_commit(stream: Sandbox, recorder: Recorder) -> None:
     ids = [_publish(stream) for _ in range(20)]
 
     with bridge_in_thread(service="common", handlers={}, background=[_consumer(recorder)]):
-        _wait_for(lambda: len(recorder.applied) == 20)
-        _wait_for(lambda: _settled(stream))
+        wait_for(lambda: len(recorder.applied) == 20)
+        wait_for(stream.settled)
 
     assert recorder.applied == ids  # stream order
     assert set(InboxMessage.objects.values_list("message_id", flat=True)) == set(ids)
@@ -124,8 +111,8 @@ def test_the_same_message_delivered_three_times_is_applied_once() -> None:
         assert stream.stream_info().state.messages == 3
 
         with bridge_in_thread(service="common", handlers={}, background=[_consumer(recorder)]):
-            _wait_for(lambda: recorder.calls.get(message_id) == 3)
-            _wait_for(lambda: _settled(stream))
+            wait_for(lambda: recorder.calls.get(message_id) == 3)
+            wait_for(stream.settled)
 
     assert recorder.applied == [message_id]
     assert InboxMessage.objects.count() == 1
@@ -139,10 +126,10 @@ def test_a_failing_message_is_parked_after_its_last_delivery_without_blocking_th
     good = _publish(stream)
 
     with bridge_in_thread(service="common", handlers={}, background=[_consumer(recorder)]):
-        _wait_for(lambda: recorder.applied == [good])
+        wait_for(lambda: recorder.applied == [good])
         assert DeadLetter.objects.count() == 0  # the good one did not wait for the poison's redeliveries
-        _wait_for(lambda: DeadLetter.objects.exists())
-        _wait_for(lambda: _settled(stream))
+        wait_for(lambda: DeadLetter.objects.exists())
+        wait_for(stream.settled)
 
     letter = DeadLetter.objects.get()
     assert (letter.message_id, letter.consumer, letter.deliveries) == (poison, "test", 3)
@@ -162,9 +149,9 @@ def test_bad_data_is_parked_at_once_and_nothing_is_applied(stream: Sandbox, reco
     good = _publish(stream)
 
     with bridge_in_thread(service="common", handlers={}, background=[_consumer(recorder)]):
-        _wait_for(lambda: recorder.applied == [good])
-        _wait_for(lambda: DeadLetter.objects.count() == 2)
-        _wait_for(lambda: _settled(stream))
+        wait_for(lambda: recorder.applied == [good])
+        wait_for(lambda: DeadLetter.objects.count() == 2)
+        wait_for(stream.settled)
 
     letters = {letter.message_id: letter for letter in DeadLetter.objects.all()}
     assert letters[undecodable].deliveries == 1
@@ -179,8 +166,8 @@ def test_a_database_blip_is_retried_later_and_applied_once(stream: Sandbox, reco
     blip = _publish(stream, mode="db-blip")
 
     with bridge_in_thread(service="common", handlers={}, background=[_consumer(recorder)]):
-        _wait_for(lambda: recorder.applied == [blip])
-        _wait_for(lambda: _settled(stream))
+        wait_for(lambda: recorder.applied == [blip])
+        wait_for(stream.settled)
 
     assert recorder.calls[blip] == 2
     assert DeadLetter.objects.count() == 0
@@ -195,8 +182,8 @@ def test_a_database_failure_rolls_back_the_whole_batch_and_loses_none_of_it(
     after = _publish(stream)
 
     with bridge_in_thread(service="common", handlers={}, background=[_consumer(recorder)]):
-        _wait_for(lambda: sorted(recorder.applied) == sorted([before, blip, after]))
-        _wait_for(lambda: _settled(stream))
+        wait_for(lambda: sorted(recorder.applied) == sorted([before, blip, after]))
+        wait_for(stream.settled)
 
     # `before` was applied in the batch that the failure rolled back, so it was applied again, once.
     assert recorder.calls[before] == 2 and recorder.calls[blip] == 2
@@ -211,8 +198,8 @@ def test_a_last_delivery_during_a_database_outage_is_held_until_it_can_be_applie
     held = _publish(stream, mode="db-outage", failures=3)
 
     with bridge_in_thread(service="common", handlers={}, background=[_consumer(recorder)]):
-        _wait_for(lambda: recorder.applied == [held], timeout=15)
-        _wait_for(lambda: _settled(stream))
+        wait_for(lambda: recorder.applied == [held], timeout=15)
+        wait_for(stream.settled)
 
     assert recorder.calls[held] == 4
     assert stream.consumer_info().num_redelivered == 0
@@ -230,7 +217,7 @@ def test_the_consumer_stops_promptly_when_the_bridge_stops(stream: Sandbox, reco
 def test_a_dead_letter_retry_applies_it_once_under_its_original_message_id(stream: Sandbox, recorder: Recorder) -> None:
     invalid = _publish(stream, mode="invalid")
     with bridge_in_thread(service="common", handlers={}, background=[_consumer(recorder)]):
-        _wait_for(lambda: DeadLetter.objects.exists())
+        wait_for(lambda: DeadLetter.objects.exists())
     letter = DeadLetter.objects.get()
 
     still_failing = dead_letter_retry(letter=letter, handler=recorder)
@@ -334,11 +321,11 @@ def test_the_consumer_survives_a_nats_restart(private_nats: PrivateNats, recorde
         stream.provision()
         with bridge_in_thread(service="common", handlers={}, background=[_consumer(recorder)]):
             before = _publish(stream)
-            _wait_for(lambda: recorder.applied == [before])
+            wait_for(lambda: recorder.applied == [before])
 
             private_nats.stop()
             time.sleep(1.0)
             private_nats.start()
 
             after = _publish_when_back(stream)
-            _wait_for(lambda: recorder.applied == [before, after], timeout=20)
+            wait_for(lambda: recorder.applied == [before, after], timeout=20)

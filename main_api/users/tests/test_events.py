@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,25 +12,12 @@ from common.contracts import events
 from common.inbox.models import DeadLetter, InboxMessage
 from devstack.testing.events import Sandbox, event_stream_sandbox
 from devstack.testing.plugin import bridge_in_thread
+from devstack.testing.waiting import wait_for
 from main_api.conftest import FAST_EVENTS
 from main_api.users.models import User
 from main_api.users.tests.factories import UserEventFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
-def _settled(stream: Sandbox) -> bool:
-    info = stream.consumer_info()
-    return info.num_pending == 0 and info.num_ack_pending == 0
 
 
 def _publish(stream: Sandbox, event_type: str, payload: dict[str, Any], message_id: str | None = None) -> str:
@@ -44,10 +30,10 @@ def test_the_bridge_provisions_its_consumer_and_applies_events(event_stream: San
     payload = UserEventFactory(name="Grace Hopper")
 
     with bridge_in_thread(service="main"):
-        _wait_for(lambda: _consumer_exists(event_stream))
+        wait_for(lambda: _consumer_exists(event_stream))
         _publish(event_stream, events.USER_REGISTERED, payload)
-        _wait_for(lambda: User.objects.filter(name="Grace Hopper").exists())
-        _wait_for(lambda: _settled(event_stream))
+        wait_for(lambda: User.objects.filter(name="Grace Hopper").exists())
+        wait_for(event_stream.settled)
 
     assert str(User.objects.get().id) == payload["id"]
 
@@ -68,8 +54,8 @@ def test_events_out_of_order_end_in_the_newest_state(event_stream: Sandbox) -> N
     _publish(event_stream, events.USER_VERIFIED, {**base, "verifiedAccount": True, "version": 2})
 
     with bridge_in_thread(service="main"):
-        _wait_for(lambda: InboxMessage.objects.count() == 3)
-        _wait_for(lambda: _settled(event_stream))
+        wait_for(lambda: InboxMessage.objects.count() == 3)
+        wait_for(event_stream.settled)
 
     user = User.objects.get()
     assert (user.roles, user.is_verified, user.version) == (["admin"], False, 3)
@@ -87,8 +73,8 @@ def test_the_same_event_delivered_three_times_is_applied_once() -> None:
         assert stream.stream_info().state.messages == 3
 
         with bridge_in_thread(service="main"):
-            _wait_for(lambda: stream.consumer_info().delivered.stream_seq == 3)
-            _wait_for(lambda: _settled(stream))
+            wait_for(lambda: stream.consumer_info().delivered.stream_seq == 3)
+            wait_for(stream.settled)
 
     assert User.objects.get().name == "First"
     assert list(InboxMessage.objects.values_list("message_id", flat=True)) == [message_id]
@@ -102,8 +88,8 @@ def test_a_deleted_user_is_not_revived_by_an_older_update(event_stream: Sandbox)
     _publish(event_stream, events.USER_UPDATED, {**payload, "name": "Late", "version": 2})
 
     with bridge_in_thread(service="main"):
-        _wait_for(lambda: InboxMessage.objects.count() == 3)
-        _wait_for(lambda: _settled(event_stream))
+        wait_for(lambda: InboxMessage.objects.count() == 3)
+        wait_for(event_stream.settled)
 
     tomb = User.objects.get()
     assert (tomb.is_deleted, tomb.version, tomb.name) == (True, 3, "")
@@ -117,9 +103,9 @@ def test_a_bad_event_is_parked_at_once_and_the_next_one_applies(event_stream: Sa
     _publish(event_stream, events.USER_REGISTERED, good)
 
     with bridge_in_thread(service="main"):
-        _wait_for(lambda: User.objects.exists())
-        _wait_for(lambda: DeadLetter.objects.count() == 2)
-        _wait_for(lambda: _settled(event_stream))
+        wait_for(lambda: User.objects.exists())
+        wait_for(lambda: DeadLetter.objects.count() == 2)
+        wait_for(event_stream.settled)
 
     letters = {letter.message_id: letter for letter in DeadLetter.objects.all()}
     assert (letters[bad].deliveries, letters[bad].consumer) == (1, "users")
