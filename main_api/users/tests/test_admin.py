@@ -14,8 +14,9 @@ from common.contracts import events
 from common.inbox.models import DeadLetter, InboxMessage
 from common.inbox.services import dead_letter_park
 from common.messaging.jetstream import encode_event
+from devstack.testing.factories import UserEventFactory
 from main_api.users.models import User
-from main_api.users.tests.factories import UserEventFactory, UserFactory
+from main_api.users.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 

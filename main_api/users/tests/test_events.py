@@ -11,11 +11,11 @@ import pytest
 from common.contracts import events
 from common.inbox.models import DeadLetter, InboxMessage
 from devstack.testing.events import Sandbox, event_stream_sandbox
+from devstack.testing.factories import UserEventFactory
 from devstack.testing.plugin import bridge_in_thread
 from devstack.testing.waiting import wait_for
 from main_api.conftest import FAST_EVENTS
 from main_api.users.models import User
-from main_api.users.tests.factories import UserEventFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

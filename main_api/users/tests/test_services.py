@@ -10,11 +10,11 @@ import pytest
 
 from common.contracts import events
 from common.inbox.models import InboxMessage
+from devstack.testing.factories import UserEventFactory
 from main_api.users.events import InvalidEvent
 from main_api.users.models import User
 from main_api.users.selectors import user_get, user_list
 from main_api.users.services import ApplyOutcome, user_apply_event
-from main_api.users.tests.factories import UserEventFactory
 
 pytestmark = pytest.mark.django_db
 
