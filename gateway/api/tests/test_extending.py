@@ -19,10 +19,10 @@ from common.contracts.envelope import Request
 from common.contracts.errors import NotFound
 from common.contracts.rpc import Contract, Message
 from common.messaging.bridge import handlers
-from gateway.api import fastlane
 from gateway.api.csrf import new_csrf_token
 from gateway.api.routing import BEARER, USER_ID, Route, registered
 from gateway.api.serializers import StrictSerializer
+from gateway.api.tests.test_fastlane import lean_responses
 from gateway.api.tests.tokens import TEST_SUBJECT, Signer
 
 
@@ -205,14 +205,7 @@ def test_a_lean_route_declared_elsewhere_is_served_on_the_lean_path(
     handled: list[tuple[Request, Any]], caller: tuple[Client, str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, _, headers = caller
-    served: list[str] = []
-    respond = fastlane.LeanRoute.respond
-
-    def counting(route: fastlane.LeanRoute, request: Any, kwargs: dict[str, Any]) -> Any:
-        served.append(request.path)
-        return respond(route, request, kwargs)
-
-    monkeypatch.setattr(fastlane.LeanRoute, "respond", counting)
+    served = lean_responses(monkeypatch)
 
     response = client.get("/api/extending/greetings?limit=3", headers=headers)
     refused = client.get("/api/extending/greetings?limit=9", headers=headers)

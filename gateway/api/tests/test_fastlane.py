@@ -123,10 +123,8 @@ class Paths:
         return lean_answer
 
 
-@pytest.fixture(params=["front", "middleware"])
-def paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Paths:
-    """The lean path as served (gateway.wsgi: the WSGI front), and as the innermost middleware alone (the test
-    client's way, and Django's own handler whenever the front steps aside)."""
+def lean_responses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths the lean routes answer from now on (in this test), in order."""
     served: list[str] = []
     respond = fastlane.LeanRoute.respond
 
@@ -135,6 +133,14 @@ def paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Pa
         return respond(route, request, kwargs)
 
     monkeypatch.setattr(fastlane.LeanRoute, "respond", counting)
+    return served
+
+
+@pytest.fixture(params=["front", "middleware"])
+def paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Paths:
+    """The lean path as served (gateway.wsgi: the WSGI front), and as the innermost middleware alone (the test
+    client's way, and Django's own handler whenever the front steps aside)."""
+    served = lean_responses(monkeypatch)
     replay = fastlane.LeanFront._replay
 
     def counting_replay(front: fastlane.LeanFront, environ: dict[str, Any], document: Any, start_response: Any) -> Any:
