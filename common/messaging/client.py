@@ -36,6 +36,7 @@ from common.contracts.envelope import REQUEST_ID_HEADER, Agent, request_body, un
 from common.contracts.errors import GatewayTimeout, ServiceError, ServiceUnavailable
 from common.messaging.codec import dumps, loads
 from common.messaging.handoff import LoopHandoff
+from common.per_process import PerProcess
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -378,32 +379,23 @@ def _default_timeout() -> float:
     return float(settings.NATS_REQUEST_TIMEOUT)
 
 
-_client: NatsClient | None = None
-_client_pid: int | None = None
-_client_lock = threading.Lock()
+def _new_client() -> NatsClient:
+    from django.conf import settings
+
+    return NatsClient(settings.NATS_URL, name=f"{settings.SERVICE_NAME}-{os.getpid()}")
+
+
+_client: PerProcess[NatsClient] = PerProcess(_new_client)
 
 
 def get_client() -> NatsClient:
     """The process-wide client; a forked child gets its own (a loop thread does not survive fork)."""
-    global _client, _client_pid
-    pid = os.getpid()
-    if _client is None or _client_pid != pid:
-        with _client_lock:
-            if _client is None or _client_pid != pid:
-                from django.conf import settings
-
-                _client = NatsClient(settings.NATS_URL, name=f"{settings.SERVICE_NAME}-{pid}")
-                _client_pid = pid
-    return _client
+    return _client.get()
 
 
 def reset_client() -> None:
     """Close and forget the process-wide client, so the next get_client() connects to the current NATS_URL."""
-    global _client
-    with _client_lock:
-        if _client is not None:
-            _client.close()
-        _client = None
+    _client.reset(NatsClient.close)
 
 
 def request(subject: str, data: Any = None, **kwargs: Any) -> Any:

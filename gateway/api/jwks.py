@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -17,6 +16,7 @@ from nats.aio.msg import Msg
 from common.contracts import subjects
 from common.contracts.errors import ServiceError, ServiceUnavailable
 from common.messaging.codec import loads
+from common.per_process import PerProcess
 from gateway.api.ops import BROADCAST_HANDLERS, ensure_log_level_listener
 
 log = logging.getLogger(__name__)
@@ -201,34 +201,27 @@ def fetch_over_nats() -> Mapping[str, Any]:
     return reply
 
 
-_cache: JwksCache | None = None
-_cache_pid: int | None = None
-_cache_lock = threading.Lock()
+def _new_cache() -> JwksCache:
+    from django.conf import settings
+
+    return JwksCache(
+        fetch=fetch_over_nats,
+        ttl=float(settings.JWKS_CACHE_SECONDS),
+        refetch_interval=float(settings.JWKS_REFETCH_INTERVAL_SECONDS),
+    )
+
+
+_cache: PerProcess[JwksCache] = PerProcess(_new_cache)
 
 
 def get_jwks() -> JwksCache:
     """The process-wide cache; a forked worker starts its own (a lock held at fork time would never be released)."""
-    global _cache, _cache_pid
-    pid = os.getpid()
-    if _cache is None or _cache_pid != pid:
-        with _cache_lock:
-            if _cache is None or _cache_pid != pid:
-                from django.conf import settings
-
-                _cache = JwksCache(
-                    fetch=fetch_over_nats,
-                    ttl=float(settings.JWKS_CACHE_SECONDS),
-                    refetch_interval=float(settings.JWKS_REFETCH_INTERVAL_SECONDS),
-                )
-                _cache_pid = pid
-    return _cache
+    return _cache.get()
 
 
 def reset_jwks() -> None:
     """Forget the cached key set (tests, or after pointing the gateway at another auth service)."""
-    global _cache
-    with _cache_lock:
-        _cache = None
+    _cache.reset()
 
 
 async def _on_key_revoked(msg: Msg) -> None:
