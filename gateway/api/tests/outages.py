@@ -358,6 +358,33 @@ def wait_for(
         time.sleep(POLL_SECONDS)
 
 
+@contextlib.contextmanager
+def process_stopped(outage: OutageStack, name: str) -> Iterator[None]:
+    """The process `name` is stopped for the block, and started again after it if it is still down."""
+    stop(outage.process(name))
+    try:
+        yield
+    finally:
+        if not outage.process(name).is_running():
+            restart(outage, name)
+
+
+def signups_held(
+    outage: OutageStack,
+    condition: Callable[[Pipeline], bool],
+    what: str,
+    *,
+    stopped: str,
+    timeout: float = CONVERGE_SECONDS,
+) -> tuple[list[Account], list[str], Pipeline]:
+    """Sign up through the gateway while `stopped` is down and wait until `condition` says where they are held:
+    the accounts, their user ids and the pipeline's state then."""
+    accounts = sign_up_through_gateway()
+    ids = user_ids(outage, accounts)
+    emails = [a.email for a in accounts]
+    return accounts, ids, wait_for(outage, ids, emails, condition, what, stopped=[stopped], timeout=timeout)
+
+
 def assert_delivered_once(outage: OutageStack, accounts: Sequence[Account], ids: Sequence[str]) -> Pipeline:
     """Every user in main_api exactly once, one inbox row per event, no dead letter, each event once in the stream."""
     emails = [a.email for a in accounts]

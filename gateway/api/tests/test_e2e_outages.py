@@ -18,10 +18,10 @@ from gateway.api.tests.outages import (
     assert_delivered_once,
     assert_recovered,
     outage_stack,
-    restart,
+    process_stopped,
     restart_nats,
     sign_up_in_auth_service,
-    sign_up_through_gateway,
+    signups_held,
     stop,
     user_ids,
     wait_for,
@@ -68,23 +68,15 @@ def test_signups_accepted_while_nats_is_down_reach_main_api_once_nats_is_back(ou
 
 def test_signups_while_main_api_consumer_is_stopped_reach_it_once_it_is_started(outage: OutageStack) -> None:
     pids = outage.pids()
-    stop(outage.process("main-bridge"))
-    try:
-        accounts = sign_up_through_gateway()
-        ids = user_ids(outage, accounts)
+    with process_stopped(outage, "main-bridge"):
         # The relay publishes them all; the stream holds them for the durable consumer, which is not there.
-        held = wait_for(
+        accounts, ids, held = signups_held(
             outage,
-            ids,
-            [a.email for a in accounts],
             lambda s: len(s.outbox) == SIGNUPS and s.published == SIGNUPS,
             "published to the stream",
-            stopped=["main-bridge"],
+            stopped="main-bridge",
         )
         assert (held.main_users, held.inbox) == (0, 0), held
-    finally:
-        if not outage.process("main-bridge").is_running():
-            restart(outage, "main-bridge")
 
     assert_delivered_once(outage, accounts, ids)
     assert_recovered(outage, pids, restarted="main-bridge")
@@ -93,24 +85,12 @@ def test_signups_while_main_api_consumer_is_stopped_reach_it_once_it_is_started(
 def test_signups_while_the_relay_is_stopped_reach_main_api_once_it_is_started(outage: OutageStack) -> None:
     # The Celery worker is the relay and runs beat (the periodic relay) embedded: both stop with it.
     pids = outage.pids()
-    stop(outage.process("auth-celery"))
-    try:
-        accounts = sign_up_through_gateway()
-        ids = user_ids(outage, accounts)
+    with process_stopped(outage, "auth-celery"):
         # Every sign-up answered after its commit: all 100 rows are in the outbox, and nobody has tried them.
-        held = wait_for(
-            outage,
-            ids,
-            [a.email for a in accounts],
-            lambda s: len(s.outbox) == SIGNUPS,
-            "in the outbox",
-            stopped=["auth-celery"],
-            timeout=5.0,
+        accounts, ids, held = signups_held(
+            outage, lambda s: len(s.outbox) == SIGNUPS, "in the outbox", stopped="auth-celery", timeout=5.0
         )
         assert (held.published, held.attempted, held.main_users, held.inbox) == (0, 0, 0, 0), held
-    finally:
-        if not outage.process("auth-celery").is_running():
-            restart(outage, "auth-celery")
 
     assert_delivered_once(outage, accounts, ids)
     assert_recovered(outage, pids, restarted="auth-celery")
