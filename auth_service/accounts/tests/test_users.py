@@ -315,26 +315,6 @@ def test_a_sys_admin_deletes_a_user_everywhere(auth: AuthApi) -> None:
     assert (event.event_type, event.payload) == (events.USER_DELETED, {"id": str(user.id), "version": 2})
 
 
-@pytest.mark.parametrize(
-    ("agent_roles", "target", "status", "message"),
-    [
-        (["sys_admin"], "self", 400, "You cannot delete yourself"),
-        (["admin"], "user", 403, "Only a sys_admin can do this"),
-        (["sys_admin"], "missing", 404, "User not found"),
-    ],
-)
-def test_delete_refusals(auth: AuthApi, agent_roles: list[str], target: str, status: int, message: str) -> None:
-    agent = UserFactory(roles=agent_roles)
-    user = UserFactory()
-    target_id = {"self": str(agent.id), "user": str(user.id), "missing": str(uuid.uuid4())}[target]
-
-    err = auth.error(subjects.AUTH_USER_DELETE, {"id": target_id}, agent=agent_of(agent))
-
-    assert (err.status, err.message) == (status, message)
-    assert User.objects.count() == 2
-    assert outbox() == []
-
-
 def test_deny_access_deactivates_and_ends_every_session(auth: AuthApi) -> None:
     boss = UserFactory(roles=["sys_admin"])
     user = UserFactory()
@@ -351,20 +331,27 @@ def test_deny_access_deactivates_and_ends_every_session(auth: AuthApi) -> None:
 
 
 @pytest.mark.parametrize(
-    ("agent_roles", "target", "status", "message"),
+    ("subject", "id_key", "self_message"),
     [
-        (["sys_admin"], "self", 400, "You cannot deny access to yourself"),
-        (["admin"], "user", 403, "Only a sys_admin can do this"),
-        (["sys_admin"], "missing", 404, "User not found"),
+        (subjects.AUTH_USER_DELETE, "id", "You cannot delete yourself"),
+        (subjects.AUTH_DENY_ACCESS, "userId", "You cannot deny access to yourself"),
     ],
+    ids=["delete", "deny-access"],
 )
-def test_deny_access_refusals(auth: AuthApi, agent_roles: list[str], target: str, status: int, message: str) -> None:
+@pytest.mark.parametrize(
+    ("agent_roles", "target", "status"),
+    [(["sys_admin"], "self", 400), (["admin"], "user", 403), (["sys_admin"], "missing", 404)],
+)
+def test_delete_and_deny_access_refusals(
+    auth: AuthApi, subject: str, id_key: str, self_message: str, agent_roles: list[str], target: str, status: int
+) -> None:
     agent = UserFactory(roles=agent_roles)
     user = UserFactory()
     target_id = {"self": str(agent.id), "user": str(user.id), "missing": str(uuid.uuid4())}[target]
 
-    err = auth.error(subjects.AUTH_DENY_ACCESS, {"userId": target_id}, agent=agent_of(agent))
+    err = auth.error(subject, {id_key: target_id}, agent=agent_of(agent))
 
+    message = {400: self_message, 403: "Only a sys_admin can do this", 404: "User not found"}[status]
     assert (err.status, err.message) == (status, message)
-    assert User.objects.filter(is_active=False).count() == 0
+    assert User.objects.filter(is_active=True).count() == 2  # nobody deleted, nobody deactivated
     assert outbox() == []
