@@ -15,8 +15,9 @@ from auth_service.accounts.throttle import login_attempt_keys
 from common.contracts import subjects
 from common.contracts.sessions import session_key, user_sessions_key
 from common.outbox.models import OutboxEvent
+from devstack.testing.envelopes import envelope
 
-INVALID = {"statusCode": 401, "error": "Unauthorized", "message": "Invalid credentials", "code": "unauthorized"}
+INVALID = envelope(401, "Invalid credentials", "unauthorized")
 
 
 def test_login_by_email_returns_an_rs256_access_token_verifiable_with_the_jwks(auth: AuthApi) -> None:

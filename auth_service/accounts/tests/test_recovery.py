@@ -17,14 +17,10 @@ from auth_service.accounts.tests.factories import PASSWORD, UserFactory
 from common.contracts import events, subjects
 from common.contracts.sessions import session_key
 from common.outbox.models import OutboxEvent
+from devstack.testing.envelopes import envelope
 
 NEW_PASSWORD = "Brand-New-Secret-42"
-INVALID = {
-    "statusCode": 400,
-    "error": "Bad Request",
-    "message": "Invalid or expired recovery token",
-    "code": "bad_request",
-}
+INVALID = envelope(400, "Invalid or expired recovery token", "bad_request")
 
 
 def timed(auth: AuthApi, slug: str) -> tuple[object, float]:

@@ -15,13 +15,9 @@ from auth_service.accounts.tests.conftest import AuthApi, agent_of
 from auth_service.accounts.tests.factories import UserFactory
 from common.contracts import subjects
 from common.contracts.sessions import session_key, user_sessions_key
+from devstack.testing.envelopes import envelope
 
-INVALID_REFRESH = {
-    "statusCode": 401,
-    "error": "Unauthorized",
-    "message": "Invalid or expired refresh token",
-    "code": "unauthorized",
-}
+INVALID_REFRESH = envelope(401, "Invalid or expired refresh token", "unauthorized")
 
 
 def refresh(auth: AuthApi, token: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ from auth_service.accounts.tests.conftest import AuthApi, mailed_code
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
 from common.contracts import events, subjects
 from common.outbox.models import OutboxEvent
+from devstack.testing.envelopes import envelope
 
 INVALID_CODE = "Invalid or expired verification code"
 
@@ -71,13 +72,7 @@ def test_signup_with_a_taken_username_is_409_whatever_its_case(auth: AuthApi) ->
     err = auth.error(subjects.AUTH_SIGNUP, signup_data(username="janedoe2024"))
 
     assert err.status == 409
-    assert err.to_body() == {
-        "statusCode": 409,
-        "error": "Conflict",
-        "message": "Username already taken",
-        "code": "conflict",
-        "fields": {"username": ["Username already taken"]},
-    }
+    assert err.to_body() == envelope(409, "Username already taken", "conflict", username=["Username already taken"])
     assert User.objects.count() == 1
     assert OutboxEvent.objects.count() == 0
     assert mail.outbox == []

@@ -154,7 +154,7 @@ def test_hsts_is_on_in_production_and_off_for_plain_http_development() -> None:
 
 
 def not_found(method: str, path: str) -> dict[str, Any]:
-    return {"statusCode": 404, "error": "Not Found", "message": f"Cannot {method} {path}", "code": "not_found"}
+    return envelope(404, f"Cannot {method} {path}", "not_found")
 
 
 @pytest.mark.parametrize("debug", [False, True])
@@ -192,12 +192,7 @@ def test_a_wrong_method_is_the_405_envelope(debug: bool, accept: str | None) -> 
     with override_settings(DEBUG=debug):
         response = Client().put("/api/signup", data={}, content_type="application/json", headers=headers)
     assert response.status_code == 405
-    assert response.json() == {
-        "statusCode": 405,
-        "error": "Method Not Allowed",
-        "message": 'Method "PUT" not allowed.',
-        "code": "method_not_allowed",
-    }
+    assert response.json() == envelope(405, 'Method "PUT" not allowed.', "method_not_allowed")
 
 
 def crash(request: HttpRequest) -> HttpResponse:
