@@ -135,7 +135,10 @@ def test_a_passkey_login_sets_the_tokens_as_a_password_login_does(received: list
     assert request.data["credential"]["response"]["signature"] == "c2ln"
 
 
-@pytest.mark.parametrize(("body", "forwarded"), [({}, {}), ({"slug": "  "}, {}), ({"slug": " ada "}, {"slug": "ada"})])
+@pytest.mark.parametrize(
+    ("body", "forwarded"),
+    [({}, {"slug": None}), ({"slug": "  "}, {"slug": None}), ({"slug": " ada "}, {"slug": "ada"})],
+)
 def test_login_options_forward_a_slug_only_when_one_is_given(
     received: list[Request], body: dict[str, Any], forwarded: dict[str, Any]
 ) -> None:
