@@ -24,6 +24,7 @@ ALGORITHM = "RS256"
 # RFC 9068 names the type "at+jwt", in the header; media types are case-insensitive and may carry "application/".
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "roles", "jti", "iat", "exp")
+_REQUIRED = frozenset(REQUIRED_CLAIMS)
 # A token is a few hundred bytes; refusing huge ones early keeps parsing cost bounded.
 MAX_TOKEN_LENGTH = 8192
 
@@ -120,9 +121,8 @@ class AccessToken(Token):
         return self._token_backend if isinstance(self._token_backend, JwksTokenBackend) else token_backend()
 
     def verify(self) -> None:
-        missing = [name for name in REQUIRED_CLAIMS if name not in self.payload]
-        if missing:
-            raise InvalidAccessToken(f"missing {', '.join(missing)}")
+        if not self.payload.keys() >= _REQUIRED:
+            raise InvalidAccessToken(f"missing {', '.join(sorted(_REQUIRED - self.payload.keys()))}")
         check_claims(self.payload, now=clock(), leeway=self.token_backend.leeway_seconds)
 
 
