@@ -28,6 +28,8 @@ _REQUIRED = frozenset(REQUIRED_CLAIMS)
 # A token is a few hundred bytes; refusing huge ones early keeps parsing cost bounded.
 MAX_TOKEN_LENGTH = 8192
 
+_VERIFIED_MAX = 4096
+
 KeyLookup = Callable[[str], RSAPublicKey | None]
 # The gateway's clock for exp/iat; a module attribute so tests can move time instead of waiting for it.
 clock: Callable[[], float] = time.time
@@ -99,9 +101,6 @@ class JwksTokenBackend(TokenBackend):
                 self._verified.clear()
             self._verified[token] = (key, kid, claims)
         return claims
-
-
-_VERIFIED_MAX = 4096
 
 
 class AccessToken(Token):
