@@ -26,7 +26,7 @@ test: $(STAMP)
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy common devstack gateway auth_service main_api bench scale_tests browser_tests verify
+	$(VENV)/bin/mypy common devstack gateway auth_service main_api authmesh_client bench scale_tests browser_tests verify
 	$(VENV)/bin/lint-imports
 
 ## Test suites, one pytest process per project (each has its own settings); needs the *_URL environment.

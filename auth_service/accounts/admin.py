@@ -22,7 +22,7 @@ from auth_service.accounts.policies import (
     profile_errors,
     sorted_roles,
 )
-from auth_service.accounts.services import registration, sessions, signing_keys, users
+from auth_service.accounts.services import mfa, registration, sessions, signing_keys, users
 from common.admin import ReadOnlyAdmin
 from common.contracts.errors import ServiceError
 from common.contracts.roles import ADMINS, ROLES, SYS_ADMIN
@@ -116,12 +116,26 @@ class UserAdmin(admin.ModelAdmin):
     list_filter = [RoleListFilter, "is_active", "is_verified"]
     search_fields = ["email", "username", "name"]
     ordering = ["created_at", "id"]
-    readonly_fields = ["id", "is_active", "is_verified", "version", "created_at", "updated_at"]
-    actions = ["deactivate_users", "reactivate_users", "end_sessions", "change_roles", "resend_verification"]
+    readonly_fields = ["id", "is_active", "is_verified", "second_factors", "version", "created_at", "updated_at"]
+    actions = [
+        "deactivate_users",
+        "reactivate_users",
+        "end_sessions",
+        "change_roles",
+        "resend_verification",
+        "reset_second_factors",
+    ]
 
     @admin.display(description="roles")
     def role_list(self, obj: User) -> str:
         return ", ".join(sorted_roles(obj.roles))
+
+    @admin.display(description="second factors")
+    def second_factors(self, obj: User) -> str:
+        status = selectors.mfa_status_get(obj.pk)
+        parts = [f"TOTP {'on' if status.totp else 'off'}", f"{status.recovery_codes_left} recovery code(s) left"]
+        parts.append(f"{len(status.passkeys)} passkey(s)")
+        return ", ".join(parts)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         if obj is None:
@@ -212,6 +226,13 @@ class UserAdmin(admin.ModelAdmin):
             queryset,
             lambda u: sessions.session_end_all(user_id=str(u.pk), agent_id=agent_id),
             "Ended the sessions of",
+        )
+
+    @admin.action(description="Reset second factors (and end their sessions)", permissions=["change"])
+    def reset_second_factors(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        agent_id = str(request.user.pk)
+        self._each(
+            request, queryset, lambda u: mfa.mfa_reset(agent_id=agent_id, user_id=str(u.pk)), "Reset the factors of"
         )
 
     @admin.action(description="Change roles…", permissions=["change"])

@@ -35,7 +35,7 @@ _SEAL_SALT = "authmesh.accounts.mail-seal"
 
 
 def _sealer() -> MultiFernet:
-    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    secrets = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
     keys = [
         base64.urlsafe_b64encode(salted_hmac(_SEAL_SALT, "", secret=s, algorithm="sha256").digest()) for s in secrets
     ]
@@ -99,6 +99,15 @@ def email_changed_mail(*, to: str, name: str, new_email: str) -> Mail:
             f"Hello {name},\n\nthe e-mail address of your account was changed to {new_email}.\n"
             "If you did not do this, contact an administrator.\n"
         ),
+    )
+
+
+def security_notice_mail(*, to: str, name: str, subject: str, what: str) -> Mail:
+    """A change or a failure on the account's second factors (`what`: one sentence; never a code or a secret)."""
+    return Mail(
+        to=to,
+        subject=subject,
+        body=(f"Hello {name},\n\n{what}\n\nIf this was not you, change your password and contact an administrator.\n"),
     )
 
 

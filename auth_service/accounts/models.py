@@ -1,4 +1,5 @@
-"""Identity records of the auth service: users, roles, verification codes, recovery tokens and signing keys."""
+"""Identity records of the auth service: users, roles, verification codes, recovery tokens, signing keys and second
+factors (TOTP devices, recovery codes)."""
 
 from __future__ import annotations
 
@@ -215,3 +216,45 @@ class SigningKey(models.Model):
     def __repr__(self) -> str:
         # Never let the private key reach a log line or a traceback through repr().
         return f"<SigningKey {self.kid} {self.state}>"
+
+
+class TotpDevice(models.Model):
+    """A user's TOTP authenticator (RFC 6238). The secret is sealed under KEY_ENCRYPTION_KEYS (keyring.py); the
+    device counts only once a correct code confirmed it. `last_used_step` is the newest 30 s step a code was accepted
+    for: a code of that step or an older one is refused (a code works once)."""
+
+    id: models.BigAutoField[int, int] = models.BigAutoField(primary_key=True)
+    user: models.OneToOneField[User, User] = models.OneToOneField(
+        User, on_delete=models.CASCADE, related_name="totp_device"
+    )
+    user_id: uuid.UUID
+    secret: models.TextField[str, str] = models.TextField()
+    is_confirmed: models.BooleanField[bool, bool] = models.BooleanField(default=False)
+    last_used_step: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(null=True, blank=True)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    confirmed_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"TOTP of {self.user_id} ({'confirmed' if self.is_confirmed else 'pending'})"
+
+    def __repr__(self) -> str:
+        # Never let the secret reach a log line or a traceback through repr().
+        return f"<TotpDevice {self.pk} of {self.user_id}>"
+
+
+class RecoveryCode(models.Model):
+    """One single-use recovery code of a user; only its keyed hash is kept. A used code is deleted."""
+
+    id: models.BigAutoField[int, int] = models.BigAutoField(primary_key=True)
+    user: models.ForeignKey[User, User] = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="recovery_codes"
+    )
+    user_id: uuid.UUID
+    code_hash: models.CharField[str, str] = models.CharField(max_length=64)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="accounts_recovery_code_unique")]
+
+    def __str__(self) -> str:
+        return f"recovery code #{self.pk} of {self.user_id}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable
 from typing import Any
 
@@ -11,6 +10,7 @@ from django.core.validators import EmailValidator
 
 from common.contracts.errors import BadRequest, Forbidden
 from common.contracts.roles import ADMIN, ADMINS, GUEST, RANK, ROLES, SYS_ADMIN
+from common.contracts.users import NAME_LENGTH, NAME_PATTERN, USERNAME_LENGTH, USERNAME_PATTERN
 
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 128
@@ -23,9 +23,6 @@ USERNAME_MESSAGE = "Username must be 4 to 40 characters long and contain only le
 EMAIL_MESSAGE = "Email must be a valid e-mail address of at most 254 characters"
 ROLES_MESSAGE = f"Roles must be a non-empty list of: {', '.join(ROLES)}"
 
-# ASCII only: a username is an identifier people type and compare, where look-alike Unicode letters would allow
-# impersonation ("admin" spelt with a Cyrillic "a").
-_USERNAME = re.compile(r"[A-Za-z0-9]{4,40}")
 _email_validator = EmailValidator()
 
 # Fields a user write may touch, and the actions that are not field changes.
@@ -85,14 +82,13 @@ def normalize_email(value: str) -> str:
 
 
 def name_errors(value: str) -> list[str]:
-    stripped = value.replace(" ", "")
-    if not 4 <= len(value) <= 40 or not stripped or not stripped.isalpha():
-        return [NAME_MESSAGE]
-    return []
+    low, high = NAME_LENGTH
+    return [] if low <= len(value) <= high and NAME_PATTERN.fullmatch(value) else [NAME_MESSAGE]
 
 
 def username_errors(value: str) -> list[str]:
-    return [] if _USERNAME.fullmatch(value) else [USERNAME_MESSAGE]
+    low, high = USERNAME_LENGTH
+    return [] if low <= len(value) <= high and USERNAME_PATTERN.fullmatch(value) else [USERNAME_MESSAGE]
 
 
 def email_errors(value: str) -> list[str]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
 from django.db.models.functions import Lower
 
-from auth_service.accounts.models import SigningKey, User
+from auth_service.accounts.mfa_tokens import METHOD_PASSKEY, METHOD_RECOVERY_CODE, METHOD_TOTP
+from auth_service.accounts.models import RecoveryCode, SigningKey, TotpDevice, User
 from auth_service.accounts.policies import normalize_email
 from auth_service.accounts.sessions import SessionInfo, session_store_list
 
@@ -97,3 +99,59 @@ def jwks_keys() -> list[dict[str, Any]]:
 def session_list(*, user_id: str) -> list[SessionInfo]:
     """The user's live sessions (devices), oldest first."""
     return session_store_list(user_id)
+
+
+# -- second factors ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PasskeyInfo:
+    """What the user sees of one passkey (never its public key or credential id)."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+def passkey_list(user_id: str | uuid.UUID) -> list[PasskeyInfo]:
+    """The user's passkeys, oldest first. None until passkeys are built (SPEC §2b): fill this in with them."""
+    return []
+
+
+def totp_device_get(user_id: str | uuid.UUID, *, confirmed: bool | None = None) -> TotpDevice | None:
+    qs = TotpDevice.objects.filter(user_id=user_id)
+    if confirmed is not None:
+        qs = qs.filter(is_confirmed=confirmed)
+    return qs.first()
+
+
+def recovery_codes_left(user_id: str | uuid.UUID) -> int:
+    return RecoveryCode.objects.filter(user_id=user_id).count()
+
+
+def mfa_methods(user_id: str | uuid.UUID) -> list[str]:
+    """How the user can finish a login after the password: empty for a user without a second factor (one query)."""
+    methods: list[str] = []
+    if TotpDevice.objects.filter(user_id=user_id, is_confirmed=True).exists():
+        methods.append(METHOD_TOTP)
+        if RecoveryCode.objects.filter(user_id=user_id).exists():
+            methods.append(METHOD_RECOVERY_CODE)
+    if passkey_list(user_id):
+        methods.append(METHOD_PASSKEY)
+    return methods
+
+
+@dataclass(frozen=True)
+class MfaStatus:
+    totp: bool
+    recovery_codes_left: int
+    passkeys: list[PasskeyInfo]
+
+
+def mfa_status_get(user_id: str | uuid.UUID) -> MfaStatus:
+    return MfaStatus(
+        totp=totp_device_get(user_id, confirmed=True) is not None,
+        recovery_codes_left=recovery_codes_left(user_id),
+        passkeys=passkey_list(user_id),
+    )

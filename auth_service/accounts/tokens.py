@@ -10,11 +10,14 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 
+from auth_service.accounts.mfa_tokens import AMR_PASSWORD
+
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "refresh"
 # A refresh token is ~300 bytes; anything far larger is garbage and is refused before any parsing work.
 MAX_REFRESH_TOKEN_LENGTH = 2048
 _REFRESH_ALGORITHM = "HS256"
+DEFAULT_AMR = (AMR_PASSWORD,)
 _REFRESH_REQUIRED = ["exp", "iat", "iss", "sub", "sid", "check", "typ"]
 
 
@@ -28,13 +31,23 @@ class RefreshClaims:
     sid: str
     check: str
     expires_at: int
+    amr: tuple[str, ...] = ("pwd",)
 
 
 def access_token_encode(
-    *, kid: str, key: rsa.RSAPrivateKey, user_id: str, sid: str, roles: Sequence[str], now: int, epoch: int = 0
+    *,
+    kid: str,
+    key: rsa.RSAPrivateKey,
+    user_id: str,
+    sid: str,
+    roles: Sequence[str],
+    now: int,
+    epoch: int = 0,
+    amr: Sequence[str] = DEFAULT_AMR,
 ) -> str:
     """`ep` is the user's credential epoch when the token was issued: the gateway refuses a token whose epoch is
-    below its session's `tmin` (a role change, for one, makes the tokens issued before it useless at once)."""
+    below its session's `tmin` (a role change, for one, makes the tokens issued before it useless at once).
+    `amr` (RFC 8176) says how the session's login was made: ["pwd"], ["pwd", "otp"]..."""
     claims = {
         "iss": settings.JWT_ISSUER,
         "aud": settings.JWT_AUDIENCE,
@@ -42,6 +55,7 @@ def access_token_encode(
         "sid": sid,
         "roles": list(roles),
         "ep": epoch,
+        "amr": list(amr),
         "jti": uuid.uuid4().hex,
         "iat": now,
         "exp": now + int(settings.ACCESS_TOKEN_TTL_SECONDS),
@@ -49,13 +63,36 @@ def access_token_encode(
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": ACCESS_TYP})
 
 
-def refresh_token_encode(*, user_id: str, sid: str, check: str, expires_at: int, now: int) -> str:
+def client_access_token_encode(
+    *, kid: str, key: rsa.RSAPrivateKey, client_id: str, scopes: Sequence[str], epoch: int, now: int
+) -> str:
+    """A service account's token (client credentials): no session and no roles, its scopes instead; `cep` is the
+    client's epoch, which the gateway compares with the client's liveness marker (a rotation or disabling ends it)."""
+    claims = {
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
+        "sub": client_id,
+        "client_id": client_id,
+        "scope": " ".join(scopes),
+        "cep": epoch,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + int(settings.ACCESS_TOKEN_TTL_SECONDS),
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": ACCESS_TYP})
+
+
+def refresh_token_encode(
+    *, user_id: str, sid: str, check: str, expires_at: int, now: int, amr: Sequence[str] = DEFAULT_AMR
+) -> str:
+    # The login's `amr` rides in the refresh token, so every access token of the session carries it.
     claims = {
         "iss": settings.JWT_ISSUER,
         "sub": user_id,
         "sid": sid,
         "check": check,
         "typ": REFRESH_TYP,
+        "amr": list(amr),
         "iat": now,
         "exp": expires_at,
     }
@@ -79,4 +116,13 @@ def refresh_token_decode(token: str) -> RefreshClaims:
     values = (claims.get("sub"), claims.get("sid"), claims.get("check"))
     if claims.get("typ") != REFRESH_TYP or not all(isinstance(v, str) and v for v in values):
         raise InvalidRefreshToken
-    return RefreshClaims(user_id=claims["sub"], sid=claims["sid"], check=claims["check"], expires_at=int(claims["exp"]))
+    amr = claims.get("amr", DEFAULT_AMR)  # tokens issued before `amr` existed were password logins
+    if not isinstance(amr, list | tuple) or not all(isinstance(item, str) for item in amr):
+        raise InvalidRefreshToken
+    return RefreshClaims(
+        user_id=claims["sub"],
+        sid=claims["sid"],
+        check=claims["check"],
+        expires_at=int(claims["exp"]),
+        amr=tuple(amr),
+    )

@@ -30,6 +30,17 @@ class SecurityEvent(models.Model):
         ROLES_CHANGED = "roles_changed", "roles changed"
         KEY_ROTATED = "key_rotated", "signing key rotated"
         KEY_REVOKED = "key_revoked", "signing key revoked"
+        CLIENT_CREATED = "client_created", "service account created"
+        CLIENT_SECRET_ROTATED = "client_secret_rotated", "service account secret rotated"
+        CLIENT_DISABLED = "client_disabled", "service account disabled"
+        CLIENT_ENABLED = "client_enabled", "service account enabled"
+        CLIENT_TOKEN = "client_token", "service account token"
+        TOTP_ENABLED = "totp_enabled", "TOTP enabled"
+        TOTP_DISABLED = "totp_disabled", "TOTP disabled"
+        RECOVERY_CODES_ISSUED = "recovery_codes_issued", "recovery codes issued"
+        RECOVERY_CODE_USED = "recovery_code_used", "recovery code used"
+        SECOND_FACTOR = "second_factor", "second factor at login"
+        MFA_RESET = "mfa_reset", "second factors reset"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "success"

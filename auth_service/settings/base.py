@@ -19,7 +19,7 @@ globals().update(common_settings("auth", debug_default=False))
 globals().update(token_settings())
 globals().update(celery_settings(redis_url=globals()["REDIS_URL"]))
 
-INSTALLED_APPS = [*CONSOLE_APPS, "common.outbox", "auth_service.accounts", "auth_service.audit"]
+INSTALLED_APPS = [*CONSOLE_APPS, "common.outbox", "auth_service.accounts", "auth_service.audit", "auth_service.clients"]
 
 MIDDLEWARE = console_middleware("auth_service.audit.middleware.ClientContextMiddleware")
 
@@ -75,6 +75,11 @@ RECOVERY_MIN_DURATION_SECONDS = env_float("RECOVERY_MIN_DURATION_SECONDS", 0.25)
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
 LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 100)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+# Second factors (SPEC §2b): the login's mfaToken lives this long and allows this many wrong codes; wrong codes also
+# count in the login failure budget above. TOTP_ISSUER names the service in authenticator apps.
+MFA_TOKEN_TTL_SECONDS = env_int("MFA_TOKEN_TTL_SECONDS", 300)
+MFA_TOKEN_MAX_FAILURES = env_int("MFA_TOKEN_MAX_FAILURES", 5)
+TOTP_ISSUER = env("TOTP_ISSUER", "Authmesh")
 
 # Signing keys: rotated on a schedule; a retired key stays published longer than an access token lives.
 SIGNING_KEY_ROTATION_DAYS = env_int("SIGNING_KEY_ROTATION_DAYS", 30)
@@ -102,13 +107,7 @@ SEED_PASSWORD = env("SEED_PASSWORD", "Password123!")
 
 # Outbox relay: after every commit the bridge's in-process relay publishes at once (a Celery worker is asked to,
 # from processes without one); beat runs the relay every few seconds as the safety net.
-OUTBOX_KICK = "auth_service.tasks.kick_relay"
-# The auth bridge's in-process relay (on by default). Off, commits ask a Celery worker instead, so the worker and
-# beat are the only relay (the outage tests stop it to prove the outbox holds events meanwhile).
-OUTBOX_LOCAL_RELAY = env_bool("OUTBOX_LOCAL_RELAY", True)
-# How often the bridge's in-process relay looks for pending rows when no commit woke it.
-OUTBOX_LOCAL_RELAY_IDLE_SECONDS = env_float("OUTBOX_LOCAL_RELAY_IDLE_SECONDS", 5.0)
-globals().update(outbox_settings())
+globals().update(outbox_settings(kick="auth_service.tasks.kick_relay"))
 globals().update(user_events_stream_settings())
 
 # The relay's period; the beat schedule itself is in auth_service/celery.py (its crontabs need Celery imported).

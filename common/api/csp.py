@@ -25,7 +25,7 @@ def policy_header(policy: Mapping[str, Sequence[str]]) -> str:
 
 class ContentSecurityPolicyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        policy: Mapping[str, Sequence[str]] = getattr(settings, "SECURE_CSP", {})
+        policy: Mapping[str, Sequence[str]] = settings.SECURE_CSP
         if not policy:
             raise ImproperlyConfigured("ContentSecurityPolicyMiddleware needs a SECURE_CSP policy")
         self.get_response = get_response

@@ -59,7 +59,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def readyz(request: HttpRequest) -> JsonResponse:
     checks: dict[str, Check] = default_checks()
-    for service in getattr(settings, "READINESS_SERVICES", ()):
+    for service in settings.READINESS_SERVICES:
         checks[service] = service_check(service)
     results: dict[str, Any] = {}
     failing: list[str] = []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
 
 from common.conf.env import (
     REPO_ROOT,
@@ -65,6 +68,10 @@ def common_settings(service: str, *, debug_default: bool) -> dict[str, Any]:
             json=env_bool("LOG_JSON", not debug),
             level=env("LOG_LEVEL", "INFO") or "INFO",
         ),
+        # The other services whose bridges readiness asks over NATS (the gateway's), and the Content-Security-Policy
+        # of HTML answers (common/api/csp.py; none unless a project sets one).
+        "READINESS_SERVICES": [],
+        "SECURE_CSP": {},
         "SECURE_CONTENT_TYPE_NOSNIFF": True,
         "X_FRAME_OPTIONS": "DENY",
         "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("MAX_BODY_BYTES", 1024 * 1024),
@@ -167,21 +174,62 @@ def _redis_db(url: str, db: int) -> str:
 
 
 def token_settings() -> dict[str, Any]:
-    """Token parameters both the issuer (auth service) and the verifier (gateway) must agree on."""
+    """Token parameters both the issuer (auth service) and the verifier (gateway) must agree on.
+
+    The issuer is the gateway's public base URL (OpenID Connect Discovery: the discovery document lives under it and
+    names it as `issuer`, which must equal the tokens' `iss`); JWT_ISSUER still overrides it.
+    """
+    public_url = public_base_url(env("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000") or "")
     return {
-        "JWT_ISSUER": env("JWT_ISSUER", "authmesh-auth"),
+        "GATEWAY_PUBLIC_URL": public_url,
+        "JWT_ISSUER": env("JWT_ISSUER", public_url),
         "JWT_AUDIENCE": env("JWT_AUDIENCE", "authmesh-api"),
         "ACCESS_TOKEN_TTL_SECONDS": env_int("ACCESS_TOKEN_TTL_SECONDS", 15 * 60),
         "REFRESH_TOKEN_TTL_SECONDS": env_int("REFRESH_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
     }
 
 
-def user_events_stream_settings() -> dict[str, Any]:
-    """The identity-events stream, read the same way by its producer (auth) and its consumer (main_api).
+def public_base_url(value: str) -> str:
+    """GATEWAY_PUBLIC_URL checked and without its trailing slash: an http(s) URL with a host, no query or fragment."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ImproperlyConfigured(f"GATEWAY_PUBLIC_URL must be an http(s) base URL, got {value!r}.")
+    return value.rstrip("/")
+
+
+def cors_settings() -> dict[str, Any]:
+    """CORS at the gateway (django-cors-headers, SPEC §2c): only the listed browser origins, with credentials.
+
+    Credentials go with an exact origin only, so a wildcard (or the `null` origin of sandboxed frames and files)
+    is refused here rather than left to a system check that the HTTP server never runs.
+    """
+    origins = env_list("CORS_ALLOWED_ORIGINS", [])
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or origin != f"{parts.scheme}://{parts.netloc}":
+            raise ImproperlyConfigured(f"CORS_ALLOWED_ORIGINS takes origins like https://app.example, got {origin!r}.")
+    return {
+        "CORS_ALLOWED_ORIGINS": origins,
+        "CORS_ALLOW_CREDENTIALS": True,
+        # The API, its document and the keys; not the HTML pages or the health probes.
+        "CORS_URLS_REGEX": r"^/(api|\.well-known)/",
+        # What a browser client sends: JSON with a bearer token, the CSRF header (the echo of the CSRF cookie) and
+        # optionally its own request id.
+        "CORS_ALLOW_HEADERS": ("accept", "authorization", "content-type", "user-agent", "x-csrf-token", "x-request-id"),
+        # Response headers a browser script may read besides the safelisted ones.
+        "CORS_EXPOSE_HEADERS": ["retry-after", "x-request-id"],
+        "CORS_PREFLIGHT_MAX_AGE": env_int("CORS_PREFLIGHT_MAX_AGE", 600),
+    }
+
+
+def user_events_stream_settings(*, consumer: str | None = None) -> dict[str, Any]:
+    """The identity-events stream, read the same way by its producer (auth) and its consumer (main_api), and for a
+    consumer (`consumer`: its durable's default name) how it pulls, acks and retries.
 
     Both may run `provision_streams`; identical settings keep them from overwriting each other's stream config.
     """
     return {
+        **(_user_events_consumer_settings(consumer) if consumer else {"USER_EVENTS_DURABLE": None}),
         "USER_EVENTS_STREAM": env("USER_EVENTS_STREAM", "USERS"),
         "USER_EVENTS_SUBJECT_PREFIX": env("USER_EVENTS_SUBJECT_PREFIX", "auth.user"),
         "USER_EVENTS_MAX_AGE_SECONDS": env_float("USER_EVENTS_MAX_AGE_SECONDS", 30 * 24 * 3600.0),
@@ -191,9 +239,33 @@ def user_events_stream_settings() -> dict[str, Any]:
     }
 
 
-def outbox_settings() -> dict[str, Any]:
-    """How the relay claims, publishes and retries outbox rows."""
+def _user_events_consumer_settings(durable: str) -> dict[str, Any]:
     return {
+        "USER_EVENTS_DURABLE": env("USER_EVENTS_DURABLE", durable),
+        "USER_EVENTS_MAX_DELIVER": env_int("USER_EVENTS_MAX_DELIVER", 5),
+        "USER_EVENTS_ACK_WAIT_SECONDS": env_float("USER_EVENTS_ACK_WAIT_SECONDS", 30.0),
+        # Server-side redelivery of unacked messages (a consumer died holding them); unset: ack wait doubled per
+        # delivery.
+        "USER_EVENTS_BACKOFF_SECONDS": [float(v) for v in env_list("USER_EVENTS_BACKOFF_SECONDS")] or None,
+        "USER_EVENTS_MAX_ACK_PENDING": env_int("USER_EVENTS_MAX_ACK_PENDING", 1000),
+        "USER_EVENTS_BATCH": env_int("USER_EVENTS_BATCH", 100),
+        "USER_EVENTS_FETCH_TIMEOUT_SECONDS": env_float("USER_EVENTS_FETCH_TIMEOUT_SECONDS", 1.0),
+        # Delay before a failed message is delivered again: base doubled per delivery, capped.
+        "USER_EVENTS_RETRY_BASE_SECONDS": env_float("USER_EVENTS_RETRY_BASE_SECONDS", 1.0),
+        "USER_EVENTS_RETRY_MAX_SECONDS": env_float("USER_EVENTS_RETRY_MAX_SECONDS", 60.0),
+    }
+
+
+def outbox_settings(*, kick: str | None = None) -> dict[str, Any]:
+    """How the relay claims, publishes and retries outbox rows; `kick`: the function that wakes a relay after a
+    commit."""
+    return {
+        "OUTBOX_KICK": kick,
+        # The bridge's in-process relay (on by default). Off, commits ask a Celery worker instead, so the worker and
+        # beat are the only relay (the outage tests stop it to prove the outbox holds events meanwhile).
+        "OUTBOX_LOCAL_RELAY": env_bool("OUTBOX_LOCAL_RELAY", True),
+        # How often the bridge's in-process relay looks for pending rows when no commit woke it.
+        "OUTBOX_LOCAL_RELAY_IDLE_SECONDS": env_float("OUTBOX_LOCAL_RELAY_IDLE_SECONDS", 5.0),
         "OUTBOX_BATCH_SIZE": env_int("OUTBOX_BATCH_SIZE", 500),
         "OUTBOX_LEASE_SECONDS": env_float("OUTBOX_LEASE_SECONDS", 30.0),
         "OUTBOX_ACK_TIMEOUT_SECONDS": env_float("OUTBOX_ACK_TIMEOUT_SECONDS", 5.0),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from common.contracts.roles import ROLES as ROLES
+from common.contracts.rpc import Message
+from common.contracts.users import UserPublic, Version
 
 USER_REGISTERED = "auth.user.registered"
 USER_VERIFIED = "auth.user.verified"
@@ -24,19 +28,23 @@ ALL_USER_EVENTS = (
     USER_PASSWORD_CHANGED,
 )
 
-# Every user event's payload is a snapshot of the public user state plus a per-user version:
-#   {"id", "name", "username", "email", "roles", "verifiedAccount", "active",
-#    "createdAt", "updatedAt", "version"}
-# A deleted event carries {"id", "version"}. Never a password, hash, code or token.
-SNAPSHOT_FIELDS = (
-    "id",
-    "name",
-    "username",
-    "email",
-    "roles",
-    "verifiedAccount",
-    "active",
-    "createdAt",
-    "updatedAt",
-    "version",
-)
+
+class UserSnapshot(UserPublic):
+    """The payload of every user event but `deleted`: the public user plus its per-user version, so applying the
+    newest one is always right. Never a password, hash, code or token."""
+
+    version: Version
+
+
+class UserDeleted(Message):
+    """The payload of `auth.user.deleted`."""
+
+    id: uuid.UUID
+    version: Version
+
+
+def payload_type(event_type: str) -> type[UserSnapshot] | type[UserDeleted]:
+    """The payload type of an event (KeyError for a type that is not an identity event)."""
+    if event_type not in ALL_USER_EVENTS:
+        raise KeyError(event_type)
+    return UserDeleted if event_type == USER_DELETED else UserSnapshot

@@ -20,6 +20,17 @@ AUTH_RECOVER = "auth.recover.credentials"
 AUTH_RESET_PASSWORD = "auth.reset.password"  # noqa: S105 - a subject name
 AUTH_DENY_ACCESS = "auth.deny.access"
 AUTH_JWKS = "auth.jwks.get"
+# OAuth 2.0 client credentials: a service account exchanges its id and secret for an access token.
+AUTH_OAUTH_TOKEN = "auth.oauth.token"  # noqa: S105 - a subject name
+
+# auth service: second factors (SPEC §2b).
+AUTH_LOGIN_MFA = "auth.login.mfa"
+AUTH_MFA_STATUS = "auth.mfa.status"
+AUTH_TOTP_SETUP = "auth.mfa.totp.setup"
+AUTH_TOTP_CONFIRM = "auth.mfa.totp.confirm"
+AUTH_TOTP_DISABLE = "auth.mfa.totp.disable"
+AUTH_RECOVERY_CODES_REGENERATE = "auth.mfa.recovery-codes.regenerate"
+AUTH_MFA_RESET = "auth.mfa.reset"
 
 # auth service: user management writes (the single writer of identity). Deliberately outside `auth.user.>`,
 # the events stream's subjects: JetStream would otherwise store these requests (passwords included) and ack them.

@@ -11,6 +11,7 @@ group take it), waits for in-flight requests to answer, stops background consume
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+import msgspec
 from nats.aio.client import Client as NatsConnection
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -30,6 +32,7 @@ from common.conf.process import freeze_startup_objects
 from common.contracts import subjects
 from common.contracts.envelope import REQUEST_ID_HEADER, Agent, Request, error_reply, ok_reply
 from common.contracts.errors import BadRequest, InternalError, ServiceError, ServiceUnavailable
+from common.contracts.rpc import Contract, to_builtins
 from common.messaging.client import Credentials, open_connection, tune_switch_interval
 from common.messaging.codec import dumps, loads
 from common.messaging.handoff import LoopHandoff
@@ -37,7 +40,27 @@ from common.messaging.handoff import LoopHandoff
 log = logging.getLogger("common.bridge")
 
 Handler = Callable[[Request], Any]
+TypedHandler = Callable[[Request, Any], Any]  # the request and its data, decoded with the subject's contract
 BackgroundTask = Callable[[NatsConnection, asyncio.Event, Executor], Coroutine[Any, Any, None]]
+
+
+def handlers(table: Mapping[Contract[Any], TypedHandler]) -> dict[str, Handler]:
+    """The bridge's subject → handler map from contract → typed handler: each handler is given the request's data
+    decoded and validated with its contract (a 400 naming the field otherwise), and may answer Structs."""
+    return {contract.subject: _typed(contract, handler) for contract, handler in table.items()}
+
+
+def _typed(contract: Contract[Any], handler: TypedHandler) -> Handler:
+    @functools.wraps(handler)
+    def decoded(request: Request) -> Any:
+        reply = handler(request, contract.decode(request.data))
+        if isinstance(reply, msgspec.Struct) or (
+            isinstance(reply, list) and reply and isinstance(reply[0], msgspec.Struct)
+        ):
+            return to_builtins(reply)
+        return reply
+
+    return decoded
 
 
 def dispatch(handler: Handler, subject: str, raw: bytes, headers: Mapping[str, str] | None) -> bytes:

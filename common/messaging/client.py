@@ -76,8 +76,8 @@ def process_credentials() -> Credentials:
 
     if settings.configured:
         return Credentials(
-            seed=getattr(settings, "NATS_NKEY_SEED", None),
-            inbox_prefix=getattr(settings, "NATS_INBOX_PREFIX", "_INBOX"),
+            seed=settings.NATS_NKEY_SEED,
+            inbox_prefix=settings.NATS_INBOX_PREFIX,
         )
     from common.conf.env import env
 
@@ -375,7 +375,7 @@ async def _log_error(exc: Exception) -> None:
 def _default_timeout() -> float:
     from django.conf import settings
 
-    return float(getattr(settings, "NATS_REQUEST_TIMEOUT", 5.0))
+    return float(settings.NATS_REQUEST_TIMEOUT)
 
 
 _client: NatsClient | None = None

@@ -19,8 +19,6 @@ log = logging.getLogger(__name__)
 MSG_ID_HEADER = "Nats-Msg-Id"
 Provisioned = Literal["created", "updated", "unchanged"]
 
-_DAY = 24 * 3600.0
-
 
 @dataclass(frozen=True)
 class StreamSpec:
@@ -83,15 +81,15 @@ class ConsumerSpec:
 
 
 def user_events_stream() -> StreamSpec:
-    """Read lazily from settings (with defaults, so a project that sets nothing gets `USERS` / `auth.user.>`)."""
+    """Read lazily from settings (common/conf/settings.py, `user_events_stream_settings`)."""
     from django.conf import settings
 
     return StreamSpec(
-        name=getattr(settings, "USER_EVENTS_STREAM", "USERS"),
-        subject_prefix=getattr(settings, "USER_EVENTS_SUBJECT_PREFIX", "auth.user"),
-        max_age_seconds=float(getattr(settings, "USER_EVENTS_MAX_AGE_SECONDS", 30 * _DAY)),
-        duplicate_window_seconds=float(getattr(settings, "USER_EVENTS_DUPLICATE_WINDOW_SECONDS", 120.0)),
-        replicas=int(getattr(settings, "USER_EVENTS_REPLICAS", 1)),
+        name=settings.USER_EVENTS_STREAM,
+        subject_prefix=settings.USER_EVENTS_SUBJECT_PREFIX,
+        max_age_seconds=float(settings.USER_EVENTS_MAX_AGE_SECONDS),
+        duplicate_window_seconds=float(settings.USER_EVENTS_DUPLICATE_WINDOW_SECONDS),
+        replicas=int(settings.USER_EVENTS_REPLICAS),
     )
 
 
@@ -99,13 +97,13 @@ def user_events_consumer() -> ConsumerSpec | None:
     """The project's durable consumer of identity events, or None in a project that only produces them."""
     from django.conf import settings
 
-    durable = getattr(settings, "USER_EVENTS_DURABLE", None)
+    durable = settings.USER_EVENTS_DURABLE
     if not durable:
         return None
     stream = user_events_stream()
-    ack_wait = float(getattr(settings, "USER_EVENTS_ACK_WAIT_SECONDS", 30.0))
-    max_deliver = int(getattr(settings, "USER_EVENTS_MAX_DELIVER", 5))
-    backoff = getattr(settings, "USER_EVENTS_BACKOFF_SECONDS", None)
+    ack_wait = float(settings.USER_EVENTS_ACK_WAIT_SECONDS)
+    max_deliver = int(settings.USER_EVENTS_MAX_DELIVER)
+    backoff = settings.USER_EVENTS_BACKOFF_SECONDS
     return ConsumerSpec(
         stream=stream.name,
         durable=durable,
@@ -113,11 +111,11 @@ def user_events_consumer() -> ConsumerSpec | None:
         ack_wait_seconds=ack_wait,
         max_deliver=max_deliver,
         backoff_seconds=redelivery_schedule(ack_wait, max_deliver, backoff),
-        max_ack_pending=int(getattr(settings, "USER_EVENTS_MAX_ACK_PENDING", 1000)),
-        batch=int(getattr(settings, "USER_EVENTS_BATCH", 100)),
-        fetch_timeout_seconds=float(getattr(settings, "USER_EVENTS_FETCH_TIMEOUT_SECONDS", 1.0)),
-        retry_base_seconds=float(getattr(settings, "USER_EVENTS_RETRY_BASE_SECONDS", 1.0)),
-        retry_max_seconds=float(getattr(settings, "USER_EVENTS_RETRY_MAX_SECONDS", 60.0)),
+        max_ack_pending=int(settings.USER_EVENTS_MAX_ACK_PENDING),
+        batch=int(settings.USER_EVENTS_BATCH),
+        fetch_timeout_seconds=float(settings.USER_EVENTS_FETCH_TIMEOUT_SECONDS),
+        retry_base_seconds=float(settings.USER_EVENTS_RETRY_BASE_SECONDS),
+        retry_max_seconds=float(settings.USER_EVENTS_RETRY_MAX_SECONDS),
     )
 
 

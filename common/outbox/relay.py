@@ -54,10 +54,10 @@ def relay_settings() -> RelaySettings:
     from django.conf import settings
 
     return RelaySettings(
-        lease_seconds=float(getattr(settings, "OUTBOX_LEASE_SECONDS", 30.0)),
-        ack_timeout_seconds=float(getattr(settings, "OUTBOX_ACK_TIMEOUT_SECONDS", 5.0)),
-        retry_base_seconds=float(getattr(settings, "OUTBOX_RETRY_BASE_SECONDS", 1.0)),
-        retry_max_seconds=float(getattr(settings, "OUTBOX_RETRY_MAX_SECONDS", 300.0)),
+        lease_seconds=float(settings.OUTBOX_LEASE_SECONDS),
+        ack_timeout_seconds=float(settings.OUTBOX_ACK_TIMEOUT_SECONDS),
+        retry_base_seconds=float(settings.OUTBOX_RETRY_BASE_SECONDS),
+        retry_max_seconds=float(settings.OUTBOX_RETRY_MAX_SECONDS),
     )
 
 
@@ -340,11 +340,11 @@ class LocalRelay:
     async def __call__(self, nc: NatsConnection, stop: asyncio.Event, pool: Any) -> None:
         from django.conf import settings
 
-        if not getattr(settings, "OUTBOX_LOCAL_RELAY", True):
+        if not settings.OUTBOX_LOCAL_RELAY:
             log.info("in-process outbox relay disabled (OUTBOX_LOCAL_RELAY=false): Celery relays")
             return
-        batch_size = self.batch_size or int(getattr(settings, "OUTBOX_BATCH_SIZE", 500))
-        idle = self.idle_seconds or float(getattr(settings, "OUTBOX_LOCAL_RELAY_IDLE_SECONDS", 5.0))
+        batch_size = self.batch_size or int(settings.OUTBOX_BATCH_SIZE)
+        idle = self.idle_seconds or float(settings.OUTBOX_LOCAL_RELAY_IDLE_SECONDS)
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         conf = relay_settings()

@@ -9,26 +9,31 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from common.contracts.rpc import to_builtins
 from common.outbox.models import OutboxEvent
 from common.outbox.policies import outbox_next_attempt_at
 
 
-def outbox_append(*, aggregate_id: uuid.UUID | str, event_type: str, payload: dict[str, Any]) -> OutboxEvent:
-    """Record an event atomically with the change; after commit, nudge the relay so latency stays low."""
+def outbox_append(
+    *, aggregate_id: uuid.UUID | str, event_type: str, payload: dict[str, Any] | msgspec.Struct
+) -> OutboxEvent:
+    """Record an event atomically with the change; after commit, nudge the relay so latency stays low. A payload
+    given as its contract's Struct (common/contracts/events.py) is stored as the contract spells it."""
     if not connection.in_atomic_block:
         raise RuntimeError("outbox_append must run inside transaction.atomic() with the change it records")
     event = OutboxEvent.objects.create(
         aggregate_id=aggregate_id if isinstance(aggregate_id, uuid.UUID) else uuid.UUID(str(aggregate_id)),
         event_type=event_type,
-        payload=payload,
+        payload=to_builtins(payload) if isinstance(payload, msgspec.Struct) else payload,
     )
-    kick_path = getattr(settings, "OUTBOX_KICK", None)
+    kick_path = settings.OUTBOX_KICK
     if kick_path:
         kick: Callable[[], None] = import_string(kick_path)
         transaction.on_commit(kick)

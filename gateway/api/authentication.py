@@ -17,6 +17,7 @@ from redis import Redis
 from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from rest_framework import HTTP_HEADER_ENCODING
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
@@ -29,7 +30,9 @@ from common.conf.context import user_id_var
 from common.contracts.errors import ServiceUnavailable
 from common.contracts.events import ROLES
 from common.contracts.sessions import session_key, user_epoch_key
+from gateway.api import access_tokens
 from gateway.api.access_tokens import AccessToken, refusal_reason
+from gateway.api.client_tokens import ClientCaller, authenticate_client_token
 from gateway.api.cookies import ACCESS_COOKIE
 from gateway.api.csrf import CsrfProtected, request_passes_csrf
 
@@ -121,10 +124,27 @@ def _session_store() -> tuple[Redis, Script]:
     return client, _store.liveness
 
 
+def authorization_header(request: HttpRequest | Request) -> bytes:
+    """The Authorization header as bytes (b"" without one), read from META directly: DRF's `request.headers`
+    re-spells the name of every header the request has, once per request, for one."""
+    header = request.META.get("HTTP_AUTHORIZATION", b"")
+    if isinstance(header, str):
+        header = header.encode(HTTP_HEADER_ENCODING)  # the test client's str
+    return header  # type: ignore[no-any-return]
+
+
 def is_bearer(header: bytes) -> bool:
     """Whether an Authorization header names the Bearer scheme (case-insensitive, as RFC 9110 has it)."""
     parts = header.split(None, 1)
     return bool(parts) and parts[0].lower() == b"bearer"
+
+
+def _text(raw_token: bytes) -> str:
+    try:
+        return raw_token.decode("ascii")
+    except UnicodeDecodeError:
+        log.info("access token refused", extra={"reason": "not ascii"})
+        raise AuthenticationFailed(REFUSED, code="invalid_token") from None
 
 
 class AccessTokenAuthentication(JWTStatelessUserAuthentication):
@@ -143,14 +163,21 @@ class AccessTokenAuthentication(JWTStatelessUserAuthentication):
         # Not JWTAuthentication's: it looks up the user model, and the gateway has no user table (stateless user).
         pass
 
-    def authenticate(self, request: Request | HttpRequest) -> tuple[GatewayUser, AccessToken] | None:  # type: ignore[override]
-        header = self.get_header(request)  # type: ignore[arg-type]
+    def authenticate(  # type: ignore[override]
+        self, request: Request | HttpRequest
+    ) -> tuple[GatewayUser, AccessToken] | tuple[ClientCaller, dict[str, Any]] | None:
+        header = self.get_header(request)
         if not header:
             return self._authenticate_cookie(request) if settings.BROWSABLE_API else None
         raw_token = self.get_raw_token(header)
         if raw_token is None:
             return None
-        return self._authenticate_token(raw_token)
+        # A service account's token (client credentials, no session) has a path of its own (client_tokens.py).
+        client = authenticate_client_token(_text(raw_token), now=access_tokens.clock())
+        return client or self._authenticate_token(raw_token)
+
+    def get_header(self, request: Request | HttpRequest) -> bytes:  # type: ignore[override]
+        return authorization_header(request)
 
     def get_raw_token(self, header: bytes) -> bytes | None:
         if not is_bearer(header):
@@ -161,11 +188,7 @@ class AccessTokenAuthentication(JWTStatelessUserAuthentication):
         return parts[1]
 
     def get_validated_token(self, raw_token: bytes) -> AccessToken:  # type: ignore[override]
-        try:
-            token = raw_token.decode("ascii")
-        except UnicodeDecodeError:
-            log.info("access token refused", extra={"reason": "not ascii"})
-            raise AuthenticationFailed(REFUSED, code="invalid_token") from None
+        token = _text(raw_token)
         reasons = []
         for token_class in simple_jwt.api_settings.AUTH_TOKEN_CLASSES:
             try:

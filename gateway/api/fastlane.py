@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any
 
+from corsheaders.middleware import CorsMiddleware
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.core.handlers.exception import response_for_exception
@@ -182,8 +183,7 @@ def lean_route(view_class: type[RouteView]) -> LeanRoute | None:
 
 
 def _has_bearer_header(route: LeanRoute, request: HttpRequest) -> bool:
-    header = route.authenticators[0].get_header(request)  # type: ignore[arg-type]
-    return bool(header) and is_bearer(header)
+    return is_bearer(route.authenticators[0].get_header(request))
 
 
 # The lean route of each route view (worked out once: it depends on the declaration and the DRF settings only).
@@ -233,6 +233,7 @@ class LeanRoutesMiddleware:
 # The middleware the WSGI front (below) stands for, in order; with any other list it steps aside.
 FRONT_MIDDLEWARE = (
     "common.api.middleware.RequestContextMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Sets a header on text/html answers only; the lean routes answer JSON, so the front needs not call it.
     "common.api.csp.ContentSecurityPolicyMiddleware",
@@ -243,7 +244,8 @@ FRONT_MIDDLEWARE = (
 
 JWKS_PATH = "/.well-known/jwks.json"
 # What, besides the document, can change the answer to a GET of JWKS_PATH without a query string: the host
-# (ALLOWED_HOSTS), the scheme (SSL redirect, HSTS), the Accept header (negotiation) and where the server listens.
+# (ALLOWED_HOSTS), the scheme (SSL redirect, HSTS), the Accept header (negotiation), the Origin (CORS) and where
+# the server listens.
 _REPLAY_KEY = (
     "HTTP_HOST",
     "SERVER_NAME",
@@ -252,6 +254,7 @@ _REPLAY_KEY = (
     "HTTP_X_FORWARDED_PROTO",
     "HTTP_X_FORWARDED_HOST",
     "HTTP_ACCEPT",
+    "HTTP_ORIGIN",
 )
 _REPLAYS_MAX = 64
 _REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
@@ -270,8 +273,9 @@ class LeanFront:
 
     For a lean route this runs what Django's handler would, minus the request_started/finished signals (their
     receivers close database connections; the gateway has none) and the per-layer wrappers: the request context
-    and access log (in_request_context), SecurityMiddleware and CommonMiddleware (the same instances' own
-    process_request/process_response), Django's exception-to-response conversion and its log of 4xx/5xx answers.
+    and access log (in_request_context), CorsMiddleware's response headers (a GET is never a preflight),
+    SecurityMiddleware and CommonMiddleware (the same instances' own process_request/process_response), Django's
+    exception-to-response conversion and its log of 4xx/5xx answers.
     A request either middleware would redirect or refuse (SSL redirect, PREPEND_WWW, disallowed host or user
     agent) is left entirely to Django.
     """
@@ -281,6 +285,7 @@ class LeanFront:
         self.enabled = bool(settings.LEAN_ROUTES) and tuple(settings.MIDDLEWARE) == FRONT_MIDDLEWARE
         self.security = SecurityMiddleware(_never_called)
         self.common = CommonMiddleware(_never_called)
+        self.cors = CorsMiddleware(_never_called)
         # JWKS answers, replayed while the same key-set document is current (see _replay).
         self._replays: dict[tuple[Any, ...], Replay] = {}
         self._replayable = self.enabled and not settings.DISALLOWED_USER_AGENTS
@@ -362,7 +367,8 @@ class LeanFront:
             except Exception as exc:  # noqa: BLE001 - as convert_exception_to_response
                 response = response_for_exception(request, exc)
             response = self.common.process_response(request, response)
-            return self.security.process_response(request, response)  # type: ignore[arg-type]
+            response = self.security.process_response(request, response)  # type: ignore[arg-type]
+            return self.cors.add_response_headers(request, response)
 
         set_urlconf(settings.ROOT_URLCONF)
         response = in_request_context(request, inner)

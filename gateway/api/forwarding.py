@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from rest_framework.request import Request
 
 from common.contracts.envelope import Agent
+from common.contracts.rpc import Contract
 from common.messaging.client import get_client
 from gateway.api.authentication import GatewayUser
 from gateway.api.ops import ensure_log_level_listener
@@ -57,9 +58,18 @@ def agent_of(request: HttpRequest | Request) -> Agent | None:
     return Agent(id=user.id, roles=user.roles, sid=user.sid, ip=info["ip"], user_agent=info["user_agent"])
 
 
-def forward(request: HttpRequest | Request, subject: str, data: Any = None, *, timeout: float | None = None) -> Any:
-    """Send one request to the owning service and return its reply data; its errors surface as ServiceError."""
+def forward(
+    request: HttpRequest | Request,
+    subject: Contract[Any] | str,
+    data: Any = None,
+    *,
+    timeout: float | None = None,
+) -> Any:
+    """Send one request to the owning service and return its reply data; its errors surface as ServiceError.
+    With a contract, the data is encoded with it (what the service would refuse is a 400 here already)."""
     ensure_log_level_listener()
+    if isinstance(subject, Contract):
+        subject, data = subject.subject, subject.encode(data)
     return get_client().request(
         subject,
         data,

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 
 from common.contracts.roles import ADMINS, NOT_GUEST, SYS_ADMINS
 from gateway.api.authentication import GatewayUser
+from gateway.api.client_tokens import client_admitted
 
 FORBIDDEN = "Forbidden resource"
 
@@ -19,10 +20,11 @@ def caller(request: Request) -> GatewayUser | None:
 
 
 class IsAuthenticated(BasePermission):
-    """A verified access token with a live session; without one DRF answers 401 (not 403)."""
+    """A verified access token with a live session; without one DRF answers 401 (not 403). A service account's
+    token passes only on a route naming one of its scopes (and every other permission of that route then too)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return caller(request) is not None
+        return caller(request) is not None or client_admitted(request, view)
 
 
 class HasAnyRole(BasePermission):
@@ -34,7 +36,7 @@ class HasAnyRole(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = caller(request)
-        return user is not None and not self.roles.isdisjoint(user.roles)
+        return (user is not None and not self.roles.isdisjoint(user.roles)) or client_admitted(request, view)
 
 
 class IsAdmin(HasAnyRole):

@@ -11,15 +11,21 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser
 
-from common.contracts import subjects
-from gateway.api import jwks, ops
+from common.contracts import auth, main, subjects
+from common.contracts import mfa as m
+from common.contracts.oauth import USERS_READ
+from gateway.api import discovery, jwks, oauth, ops
+from gateway.api import mfa_serializers as mfa
 from gateway.api import serializers as s
 from gateway.api.forwarding import agent_of
 from gateway.api.permissions import IsAdmin, IsSysAdmin, NotGuest
 from gateway.api.routing import BEARER, REFRESH_COOKIE, SESSION_ID, USER_ID, Call, Route
 
 JWKS_CACHE_CONTROL = "public, max-age=300"
+# Settings only: it changes with a deployment's configuration, never while one runs.
+DISCOVERY_CACHE_CONTROL = "public, max-age=3600"
 
 
 def log_level(call: Call) -> Any:
@@ -40,13 +46,17 @@ def set_log_level(call: Call) -> Any:
 def seed(call: Call) -> Any:
     if not settings.SEED_OVER_HTTP:
         raise NotFound(f"Cannot GET {call.request.path}")
-    for subject in (subjects.AUTH_SEED, subjects.MAIN_SEED):
-        call.forward(subject, timeout=settings.SEED_TIMEOUT_SECONDS)
+    for contract in (auth.SEED, main.SEED):
+        call.forward(contract, timeout=settings.SEED_TIMEOUT_SECONDS)
     return {"ok": True}
 
 
 def key_set(call: Call) -> Any:
     return jwks.get_jwks().document()
+
+
+def openid_configuration(call: Call) -> Any:
+    return discovery.openid_configuration()
 
 
 ROUTES = [
@@ -55,7 +65,7 @@ ROUTES = [
         "POST",
         "api/signup",
         "Sign up",
-        subjects.AUTH_SIGNUP,
+        auth.SIGNUP,
         body=s.SignupSerializer,
         throttle="signup",
         throttle_account="email",
@@ -68,7 +78,7 @@ ROUTES = [
         "POST",
         "api/verify-account",
         "Verify an account with the mailed code",
-        subjects.AUTH_VERIFY_ACCOUNT,
+        auth.VERIFY_ACCOUNT,
         body=s.VerifyAccountSerializer,
         throttle="verify-account",
         throttle_account="email",
@@ -80,7 +90,7 @@ ROUTES = [
         "POST",
         "api/resend-verification",
         "Mail a new verification code",
-        subjects.AUTH_RESEND_VERIFICATION,
+        auth.RESEND_VERIFICATION,
         body=s.EmailSerializer,
         throttle="resend-verification",
         throttle_account="email",
@@ -93,22 +103,26 @@ ROUTES = [
         "POST",
         "api/login",
         "Log in",
-        subjects.AUTH_LOGIN,
+        auth.LOGIN,
         body=s.LoginSerializer,
-        reply=s.AccessTokenSerializer,
+        reply=mfa.LOGIN_REPLY,
         sets_tokens=True,
         throttle="login",
         throttle_account="slug",
         errors=(400, 401, 429),
         name="login",
         tags=("identity",),
-        description="Sets the refresh cookie `Authentication` (HttpOnly, path /api/auth) and the CSRF cookie.",
+        description=(
+            "Sets the refresh cookie `Authentication` (HttpOnly, path /api/auth) and the CSRF cookie, and answers "
+            "`{accessToken}`. A user with a second factor gets `{mfaRequired: true, mfaToken, methods}` instead, "
+            "with no cookie: finish with POST /api/login/mfa."
+        ),
     ),
     Route(
         "POST",
         "api/recover-credentials",
         "Mail a password recovery token",
-        subjects.AUTH_RECOVER,
+        auth.RECOVER,
         body=s.SlugSerializer,
         clears_cookies=True,
         throttle="recover-credentials",
@@ -122,7 +136,7 @@ ROUTES = [
         "POST",
         "api/reset-password",
         "Set a new password with a recovery token",
-        subjects.AUTH_RESET_PASSWORD,
+        auth.RESET_PASSWORD,
         body=s.ResetPasswordSerializer,
         clears_cookies=True,
         throttle="reset-password",
@@ -132,12 +146,32 @@ ROUTES = [
         tags=("identity",),
         description="Ends every session of the user; clears both cookies.",
     ),
+    Route(
+        "POST",
+        "api/oauth/token",
+        "Obtain a service account's access token (OAuth 2.0 client credentials)",
+        respond=oauth.token,
+        body=oauth.TokenRequestSerializer,
+        reply=oauth.TokenReplySerializer,
+        parsers=(FormParser,),
+        render_error=oauth.error_response,
+        error_reply=oauth.TokenErrorSerializer,
+        throttle="oauth-token",
+        throttle_account=oauth.client_id_of,
+        errors=(400, 401, 429),
+        name="oauth-token",
+        title="OAuth Token",
+        tags=("oauth",),
+        description="RFC 6749 §4.4, form-encoded: `grant_type=client_credentials`, optional `scope`; the client "
+        "authenticates with HTTP Basic or `client_id`/`client_secret` in the body. Errors are RFC 6749 §5.2 bodies "
+        "(`error`, `error_description`), not the error envelope.",
+    ),
     # --- the refresh cookie's routes ---------------------------------------------------------------------------
     Route(
         "POST",
         "api/auth/revalidate-credentials",
         "Refresh the access token",
-        subjects.AUTH_REVALIDATE,
+        auth.REVALIDATE,
         access=REFRESH_COOKIE,
         reply=s.AccessTokenSerializer,
         sets_tokens=True,
@@ -150,7 +184,7 @@ ROUTES = [
         "POST",
         "api/auth/logout",
         "Log out",
-        subjects.AUTH_LOGOUT,
+        auth.LOGOUT,
         access=REFRESH_COOKIE,
         query=s.LogoutQuerySerializer,
         clears_cookies=True,
@@ -164,9 +198,8 @@ ROUTES = [
         "GET",
         "api/auth/sessions",
         "The caller's sessions",
-        subjects.AUTH_SESSIONS_LIST,
+        auth.SESSIONS_LIST,
         access=BEARER,
-        reply=s.SessionSerializer(many=True),
         errors=(401,),
         name="sessions",
         title="Session List",
@@ -176,7 +209,7 @@ ROUTES = [
         "DELETE",
         f"api/auth/sessions/{SESSION_ID}",
         "End one of the caller's sessions",
-        subjects.AUTH_SESSIONS_END,
+        auth.SESSIONS_END,
         access=BEARER,
         args=(SESSION_ID,),
         status=204,
@@ -189,7 +222,7 @@ ROUTES = [
         "POST",
         "api/auth/deny-access",
         "Deny a user access",
-        subjects.AUTH_DENY_ACCESS,
+        auth.DENY_ACCESS,
         access=BEARER,
         role=IsSysAdmin,
         body=s.DenyAccessSerializer,
@@ -202,11 +235,11 @@ ROUTES = [
         "GET",
         "api/user",
         "List users",
-        subjects.USER_FIND_ALL,
+        main.USER_FIND_ALL,
         access=BEARER,
         query=s.UserListQuerySerializer,
-        reply=s.UserPageSerializer,
-        errors=(400, 401),
+        scope=USERS_READ,
+        errors=(400, 401, 403),
         lean=True,
         name="users",
         title="User Collection",
@@ -218,11 +251,10 @@ ROUTES = [
         "POST",
         "api/user",
         "Create a user",
-        subjects.AUTH_USER_CREATE,
+        auth.USER_CREATE,
         access=BEARER,
         role=IsAdmin,
         body=s.UserCreateSerializer,
-        reply=s.UserSerializer,
         status=201,
         errors=(400, 401, 403, 409),
         tags=("users",),
@@ -233,11 +265,10 @@ ROUTES = [
         "PATCH",
         f"api/user/deactivate/{USER_ID}",
         "Deactivate a user",
-        subjects.AUTH_USER_DEACTIVATE,
+        auth.USER_DEACTIVATE,
         access=BEARER,
         role=NotGuest,
         args=(USER_ID,),
-        reply=s.UserSerializer,
         errors=(400, 401, 403, 404),
         name="user-deactivate",
         tags=("users",),
@@ -247,11 +278,11 @@ ROUTES = [
         "GET",
         f"api/user/{USER_ID}",
         "One user",
-        subjects.USER_FIND_ONE,
+        main.USER_FIND_ONE,
         access=BEARER,
         args=(USER_ID,),
-        reply=s.UserSerializer,
-        errors=(400, 401, 404),
+        scope=USERS_READ,
+        errors=(400, 401, 403, 404),
         lean=True,
         name="user",
         title="User Detail",
@@ -261,13 +292,12 @@ ROUTES = [
         "PATCH",
         f"api/user/{USER_ID}",
         "Update a user",
-        subjects.AUTH_USER_UPDATE,
+        auth.USER_UPDATE,
         access=BEARER,
         role=NotGuest,
         args=(USER_ID,),
         body=s.UserUpdateSerializer,
         body_key="changes",
-        reply=s.UserSerializer,
         errors=(400, 401, 403, 404, 409),
         tags=("users",),
         description="Permission matrix in the auth service; a password change needs `oldPassword`.",
@@ -276,7 +306,7 @@ ROUTES = [
         "DELETE",
         f"api/user/{USER_ID}",
         "Delete a user",
-        subjects.AUTH_USER_DELETE,
+        auth.USER_DELETE,
         access=BEARER,
         role=IsSysAdmin,
         args=(USER_ID,),
@@ -335,5 +365,107 @@ ROUTES = [
         lean=True,
         name="jwks",
         tags=("keys",),
+    ),
+    Route(
+        "GET",
+        ".well-known/openid-configuration",
+        "OpenID Connect discovery document",
+        respond=openid_configuration,
+        reply=s.OpenIdConfigurationSerializer,
+        cache_control=DISCOVERY_CACHE_CONTROL,
+        upstream=False,
+        name="openid-configuration",
+        tags=("keys",),
+        description="Where verifiers find the issuer, the signing keys (`jwks_uri`) and the token endpoint.",
+    ),
+    # --- second factors (SPEC §2b) -------------------------------------------------------------------------------
+    Route(
+        "POST",
+        "api/login/mfa",
+        "Finish a login with a second factor",
+        m.LOGIN_MFA,
+        body=mfa.LoginMfaSerializer,
+        reply=s.AccessTokenSerializer,
+        sets_tokens=True,
+        throttle="login",
+        errors=(400, 401, 429),
+        name="login-mfa",
+        tags=("identity",),
+        description=(
+            "The `mfaToken` of the login's answer with a TOTP `code` or a `recoveryCode`: answers as a login "
+            "(access token, cookies). The token is single use, lives 5 minutes and allows 5 wrong codes; each "
+            "wrong code also counts in the account's login failure budget."
+        ),
+    ),
+    Route(
+        "GET",
+        "api/auth/mfa",
+        "The caller's second factors",
+        m.MFA_STATUS,
+        access=BEARER,
+        errors=(401,),
+        name="mfa",
+        title="Second Factors",
+        tags=("mfa",),
+    ),
+    Route(
+        "POST",
+        "api/auth/mfa/totp/setup",
+        "Start TOTP enrolment",
+        m.TOTP_SETUP,
+        access=BEARER,
+        errors=(401, 403, 409),
+        name="totp-setup",
+        tags=("mfa",),
+        description="A new secret, inactive until confirmed; replaces an unconfirmed one. 409 when TOTP is on.",
+    ),
+    Route(
+        "POST",
+        "api/auth/mfa/totp/confirm",
+        "Confirm TOTP with a code",
+        m.TOTP_CONFIRM,
+        access=BEARER,
+        body=mfa.TotpConfirmSerializer,
+        errors=(400, 401, 403),
+        name="totp-confirm",
+        tags=("mfa",),
+        description="A correct code turns TOTP on and answers 10 recovery codes, shown this once.",
+    ),
+    Route(
+        "DELETE",
+        "api/auth/mfa/totp",
+        "Turn TOTP off",
+        m.TOTP_DISABLE,
+        access=BEARER,
+        body=mfa.PasswordAndCodeSerializer,
+        errors=(400, 401, 403, 409, 429),
+        name="totp",
+        tags=("mfa",),
+        description="Needs the password and a TOTP or recovery code; removes TOTP and the recovery codes.",
+    ),
+    Route(
+        "POST",
+        "api/auth/mfa/recovery-codes",
+        "New recovery codes",
+        m.RECOVERY_CODES_REGENERATE,
+        access=BEARER,
+        body=mfa.PasswordAndCodeSerializer,
+        errors=(400, 401, 403, 409, 429),
+        name="recovery-codes",
+        tags=("mfa",),
+        description="Needs the password and a TOTP or recovery code; the earlier codes stop working.",
+    ),
+    Route(
+        "DELETE",
+        f"api/user/{USER_ID}/mfa",
+        "Reset a user's second factors",
+        m.MFA_RESET,
+        access=BEARER,
+        role=IsSysAdmin,
+        args=(USER_ID,),
+        errors=(400, 401, 403, 404),
+        name="user-mfa",
+        tags=("mfa",),
+        description="sys_admin only (not on itself): removes every second factor and ends the user's sessions.",
     ),
 ]

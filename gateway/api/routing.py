@@ -10,20 +10,26 @@ urls.py, fastlane.py) are all derived from the routes in `table`; docs/EXTENDING
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.throttling import BaseThrottle
 
+from common.contracts.oauth import SCOPES
+from common.contracts.rpc import Contract
 from gateway.api import schema
 from gateway.api import serializers as s
 from gateway.api.authentication import AccessTokenAuthentication
@@ -31,6 +37,7 @@ from gateway.api.cookies import RefreshCookieRequired, read_refresh_cookie
 from gateway.api.csrf import CsrfProtected
 from gateway.api.forwarding import forward
 from gateway.api.permissions import IsAuthenticated
+from gateway.api.struct_serializers import serializer_of
 from gateway.api.throttles import IdentityThrottle
 
 AnyRequest = HttpRequest | Request
@@ -108,12 +115,26 @@ class Call:
     body: dict[str, Any]
     data: Any  # what the route forwards: path arguments, query, body (or body under `body_key`), refresh token
 
-    def forward(self, subject: str, data: Any = None, *, timeout: float | None = None) -> Any:
+    def forward(self, subject: Contract[Any] | str, data: Any = None, *, timeout: float | None = None) -> Any:
         """One NATS request on behalf of this call's caller; the reply data (errors surface as ServiceError)."""
         return forward(self.request, subject, data, timeout=timeout)
 
 
 Respond = Callable[[Call], Any]
+# Turns the error envelope a route would answer into the route's own error shape (the OAuth token endpoint's).
+RenderError = Callable[[Response], Response]
+
+
+def reply_serializer(contract: Contract[Any]) -> type[Serializer] | Serializer | None:
+    """What a route forwarding to `contract` answers: its reply Struct (or list of them) as a serializer."""
+    reply = contract.reply
+    if isinstance(reply, type) and issubclass(reply, msgspec.Struct):
+        return serializer_of(reply)
+    if typing.get_origin(reply) is list:
+        (item,) = typing.get_args(reply)
+        if isinstance(item, type) and issubclass(item, msgspec.Struct):
+            return serializer_of(item)(many=True)
+    return None
 
 
 def forward_call(call: Call) -> Any:
@@ -130,15 +151,21 @@ class Route:
     method: str
     path: str  # Django's path syntax, without the leading slash; `<str:name>` for each of `args`
     summary: str
-    subject: str | None = None
-    respond: Respond = forward_call  # a body of its own: given the Call, returns the reply data
+    subject: Contract[Any] | None = None  # the NATS contract it forwards to (common/contracts)
+    respond: Respond = forward_call  # a body of its own: given the Call, returns the reply data (or a Response)
     access: Access = PUBLIC
     role: type[BasePermission] | None = None  # checked after the access's own permissions
+    # A scope of common.contracts.oauth.SCOPES: service accounts' tokens holding it pass the route's permissions
+    # (client tokens are refused on every route that names none).
+    scope: str | None = None
     args: tuple[PathArg, ...] = ()
     query: type[Serializer] | None = None
     body: type[Serializer] | None = None  # None: an unsafe method still refuses a body with properties
     body_key: str | None = None  # forward the body under this key instead of merging its fields
-    reply: type[Serializer] | Serializer | None = None  # None: an empty body
+    parsers: tuple[type[BaseParser], ...] | None = None  # None: the settings' (JSON)
+    render_error: RenderError | None = None  # None: the error envelope
+    error_reply: type[Serializer] | None = None  # what `render_error` answers, for the OpenAPI document
+    reply: type[Serializer] | Serializer | None = None  # None: the subject's reply type, or an empty body
     status: int = 200
     errors: tuple[int, ...] = ()  # documented error statuses; 503 and 504 are added when `upstream`
     upstream: bool = True
@@ -146,13 +173,23 @@ class Route:
     clears_cookies: bool = False
     cache_control: str | None = None  # of a successful answer; every other answer is `no-store`
     throttle: str | None = None  # throttle scope (PUBLIC routes), per IP and per `throttle_account` body field
-    throttle_account: str | None = None
+    # The per-account identity: a body field, or a function of the request (Basic credentials, say).
+    throttle_account: str | Callable[[Request], str] | None = None
     lean: bool = False  # a hot GET: also answered on the lean path (gateway/api/fastlane.py)
     name: str | None = None  # URL name, shared by the routes of one path
     title: str | None = None  # the browsable API's page title, shared by the routes of one path
     tags: tuple[str, ...] = ()
     description: str = ""
     operation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reply is None and self.subject is not None and not self.sets_tokens:
+            object.__setattr__(self, "reply", reply_serializer(self.subject))
+
+    @property
+    def documented_errors(self) -> tuple[int, ...]:
+        """The route's own error statuses and those its subject may answer."""
+        return tuple(sorted({*self.errors, *(self.subject.errors if self.subject else ())}))
 
     @property
     def permissions(self) -> tuple[type[BasePermission], ...]:
@@ -165,7 +202,8 @@ class Route:
 
     @property
     def reads_body(self) -> bool:
-        return self.method in ("POST", "PUT", "PATCH")
+        # A DELETE reads a body only where it declares one (removing a second factor needs password and code).
+        return self.method in ("POST", "PUT", "PATCH") or (self.method == "DELETE" and self.body is not None)
 
     def read(self, request: AnyRequest, kwargs: dict[str, Any]) -> Call:
         """Validate the request's query, then its body, then its path arguments (the first failure is the 400)."""
@@ -198,6 +236,10 @@ class Route:
             raise ImproperlyConfigured(f"{where}: needs a subject to forward to, or a respond function")
         if self.body and not self.reads_body:
             raise ImproperlyConfigured(f"{where}: a {self.method} takes no body")
+        if self.scope is not None and (
+            self.scope not in SCOPES or AccessTokenAuthentication not in self.access.authentication
+        ):
+            raise ImproperlyConfigured(f"{where}: a scope must be one of {', '.join(SCOPES)}, on a bearer route")
         if self.throttle and IdentityThrottle not in self.access.throttles:
             raise ImproperlyConfigured(f"{where}: a throttle scope needs an access with IdentityThrottle")
         if self.lean:

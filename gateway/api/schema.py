@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiResponse
 
@@ -34,14 +35,14 @@ _DESCRIPTIONS = {
 }
 
 
-def errors(*statuses: int) -> dict[int, Any]:
+def errors(*statuses: int, shape: Any = ErrorSerializer) -> dict[int, Any]:
     """Error responses of an operation; 503 and 504 apply to every forwarded request."""
-    return errors_only(*statuses, 503, 504)
+    return errors_only(*statuses, 503, 504, shape=shape)
 
 
-def errors_only(*statuses: int) -> dict[int, Any]:
-    """Error responses of an operation, exactly these."""
-    return {status: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[status]) for status in statuses}
+def errors_only(*statuses: int, shape: Any = ErrorSerializer) -> dict[int, Any]:
+    """Error responses of an operation, exactly these, in the envelope unless `shape` says otherwise."""
+    return {status: OpenApiResponse(shape, description=_DESCRIPTIONS[status]) for status in statuses}
 
 
 class AccessTokenScheme(OpenApiAuthenticationExtension):
@@ -69,3 +70,19 @@ class StrictSerializerSchema(OpenApiSerializerExtension):
         if min_fields:
             schema["minProperties"] = min_fields
         return schema
+
+
+class RouteSchema(AutoSchema):
+    """drf-spectacular documents bodies of POST, PUT and PATCH only; a route's DELETE that declares a body (see
+    Route.reads_body) gets it documented too."""
+
+    def _get_request_body(self, direction: str = "request") -> Any:
+        route_for = getattr(self.view, "route_for", None)
+        route = route_for(self.method) if route_for else None
+        if self.method != "DELETE" or route is None or route.body is None:
+            return super()._get_request_body(direction)
+        self.method = "POST"  # the base class decides by method name alone
+        try:
+            return super()._get_request_body(direction)
+        finally:
+            self.method = "DELETE"

@@ -13,11 +13,19 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.fields import empty
 
+from common.contracts.auth import KeySet, SeedDone, SessionInfo
 from common.contracts.events import ROLES
+from common.contracts.users import (
+    NAME_LENGTH,
+    NAME_PATTERN,
+    USERNAME_LENGTH,
+    USERNAME_PATTERN,
+    UserPage,
+    UserPublic,
+)
 from gateway.api.ops import LOG_LEVELS, SERVICES
+from gateway.api.struct_serializers import serializer_of
 
-NAME_PATTERN = re.compile(r"^[^\W\d_]+(?: +[^\W\d_]+)*$")
-USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
 CODE_PATTERN = re.compile(r"^\d{6}$")
 # Recovery tokens and session ids are opaque to the gateway: printable ASCII, no blanks, bounded.
 TOKEN_PATTERN = re.compile(r"^[\x21-\x7e]+$")
@@ -57,8 +65,8 @@ class StrictSerializer(serializers.Serializer):
 def name_field(**kwargs: Any) -> serializers.RegexField:
     return serializers.RegexField(
         NAME_PATTERN,
-        min_length=4,
-        max_length=40,
+        min_length=NAME_LENGTH[0],
+        max_length=NAME_LENGTH[1],
         error_messages={"invalid": "name must contain only letters and spaces"},
         **kwargs,
     )
@@ -67,8 +75,8 @@ def name_field(**kwargs: Any) -> serializers.RegexField:
 def username_field(**kwargs: Any) -> serializers.RegexField:
     return serializers.RegexField(
         USERNAME_PATTERN,
-        min_length=4,
-        max_length=40,
+        min_length=USERNAME_LENGTH[0],
+        max_length=USERNAME_LENGTH[1],
         error_messages={"invalid": "username must contain only letters and numbers"},
         **kwargs,
     )
@@ -297,32 +305,12 @@ class AccessTokenSerializer(serializers.Serializer):
     accessToken = serializers.CharField()
 
 
-class UserSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    name = serializers.CharField()
-    username = serializers.CharField()
-    email = serializers.EmailField()
-    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLES))
-    verifiedAccount = serializers.BooleanField()
-    active = serializers.BooleanField()
-    createdAt = serializers.DateTimeField()
-    updatedAt = serializers.DateTimeField()
-
-
-class UserPageSerializer(serializers.Serializer):
-    limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
-    total = serializers.IntegerField()
-    results = UserSerializer(many=True)
-
-
-class SessionSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    device = serializers.CharField(allow_null=True)
-    ip = serializers.CharField(allow_null=True)
-    createdAt = serializers.DateTimeField()
-    lastUsedAt = serializers.DateTimeField()
-    current = serializers.BooleanField()
+# The replies the services answer with, as their contracts define them.
+UserSerializer = serializer_of(UserPublic, "UserSerializer")
+UserPageSerializer = serializer_of(UserPage, "UserPageSerializer")
+SessionSerializer = serializer_of(SessionInfo, "SessionSerializer")
+SeedReplySerializer = serializer_of(SeedDone, "SeedReplySerializer")
+JwksSerializer = serializer_of(KeySet, "JwksSerializer")
 
 
 class LogLevelReplySerializer(serializers.Serializer):
@@ -330,9 +318,16 @@ class LogLevelReplySerializer(serializers.Serializer):
     level = serializers.ChoiceField(choices=LOG_LEVELS)
 
 
-class SeedReplySerializer(serializers.Serializer):
-    ok = serializers.BooleanField()
+class OpenIdConfigurationSerializer(serializers.Serializer):
+    """The discovery document (OpenID Connect Discovery 1.0 §3, RFC 8414 §2): the fields this server fills."""
 
-
-class JwksSerializer(serializers.Serializer):
-    keys = serializers.ListField(child=serializers.DictField())
+    issuer = serializers.URLField(help_text="Equal to the access tokens' `iss`.")
+    jwks_uri = serializers.URLField(help_text="The public signing keys (JWKS).")
+    token_endpoint = serializers.URLField(help_text="Client-credentials tokens for service accounts.")
+    grant_types_supported = serializers.ListField(child=serializers.CharField())
+    token_endpoint_auth_methods_supported = serializers.ListField(child=serializers.CharField())
+    response_types_supported = serializers.ListField(child=serializers.CharField())
+    subject_types_supported = serializers.ListField(child=serializers.CharField())
+    id_token_signing_alg_values_supported = serializers.ListField(child=serializers.CharField())
+    token_endpoint_auth_signing_alg_values_supported = serializers.ListField(child=serializers.CharField())
+    scopes_supported = serializers.ListField(child=serializers.CharField())

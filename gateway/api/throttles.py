@@ -9,6 +9,7 @@ the owner's budget; the auth service keeps the account's own failure budget behi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -55,10 +56,13 @@ class IdentityThrottle(BaseThrottle):
         return self._wait
 
 
-def _account(request: Request, field: str | None) -> str:
+def _account(request: Request, field: str | Callable[[Request], str] | None) -> str:
     if not field:
         return ""
-    data = request.data
-    value = data.get(field) if isinstance(data, dict) else None
+    if callable(field):
+        value: Any = field(request)
+    else:
+        data = request.data
+        value = data.get(field) if isinstance(data, Mapping) else None
     # Case and surrounding blanks do not make a new account (nor a new bucket).
     return value.strip().lower() if isinstance(value, str) else ""

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
@@ -34,7 +35,9 @@ def serve(route: Route, request: AnyRequest, kwargs: dict[str, Any]) -> Response
     """A route's answer once its caller passed authentication, permissions and throttles: read and validate the
     request, run the route's body (forward by default), shape the reply."""
     reply = route.respond(route.read(request, kwargs))
-    if route.sets_tokens:
+    if isinstance(reply, Response):
+        response = reply
+    elif route.sets_tokens:
         response = token_response(request, reply)
     elif route.reply is None:
         response = Response(status=route.status)
@@ -51,8 +54,11 @@ def token_response(request: AnyRequest, reply: Any) -> Response:
     """Login and refresh answer the access token in the body and the refresh token only as a cookie.
 
     A person using the browsable API (who asked for HTML) also gets the access token as an HttpOnly cookie, so
-    the pages that follow are authenticated without pasting a token anywhere.
+    the pages that follow are authenticated without pasting a token anywhere. A login that needs a second factor
+    answers its challenge instead, with no cookie at all.
     """
+    if isinstance(reply, dict) and reply.get("mfaRequired") is True:
+        return Response({key: reply.get(key) for key in ("mfaRequired", "mfaToken", "methods")})
     if not isinstance(reply, dict) or not reply.get("accessToken") or not reply.get("refreshToken"):
         raise ServiceError("Malformed reply from service", status=502, code="bad_reply")
     response = Response({"accessToken": reply["accessToken"]})
@@ -87,6 +93,12 @@ class RouteView(APIView):
     def get_permissions(self) -> Sequence[Any]:
         return [permission() for permission in self.permission_classes_for(self.request.method or "")]
 
+    def get_parsers(self) -> list[BaseParser]:
+        route = self.route_for(self.request.method or "") if getattr(self, "request", None) else None
+        if route is not None and route.parsers is not None:
+            return [parser() for parser in route.parsers]
+        return super().get_parsers()
+
     def get_authenticators(self) -> list[BaseAuthentication]:
         return [authentication() for authentication in self.access.authentication]
 
@@ -96,7 +108,7 @@ class RouteView(APIView):
         return route.throttle if route else None
 
     @property
-    def throttle_account_field(self) -> str | None:
+    def throttle_account_field(self) -> str | Callable[[Request], str] | None:
         route = self.route_for(self.request.method or "")
         return route.throttle_account if route else None
 
@@ -108,6 +120,9 @@ class RouteView(APIView):
 
     def handle_exception(self, exc: Exception) -> Response:
         response = super().handle_exception(exc)
+        route = self.route_for(self.request.method or "")
+        if route is not None and route.render_error is not None:
+            response = route.render_error(response)
         if self.access.refresh_token and response.status_code == 401:
             clear_auth_cookies(response)  # a refused refresh token: the browser forgets it
         return response
@@ -155,10 +170,18 @@ def _handler(route: Route) -> Callable[..., Response]:
     return extend_schema(**operation(route))(handler)  # type: ignore[no-any-return]
 
 
+def _description(route: Route) -> str:
+    text = route.description or route.access.description
+    if route.scope:
+        text += f" Service accounts: a client credentials token with scope `{route.scope}`."
+    return text
+
+
 def operation(route: Route) -> dict[str, Any]:
     """The OpenAPI operation of a route, as drf-spectacular's `extend_schema` takes it."""
     success: Any = route.reply if route.reply is not None else EMPTY
-    errors = schema.errors(*route.errors) if route.upstream else schema.errors_only(*route.errors)
+    shape = route.error_reply or s.ErrorSerializer
+    errors = (schema.errors if route.upstream else schema.errors_only)(*route.documented_errors, shape=shape)
     parameters: list[Any] = [
         OpenApiParameter(arg.name, arg.type, OpenApiParameter.PATH, description=arg.description, pattern=arg.pattern)
         for arg in route.args
@@ -170,7 +193,7 @@ def operation(route: Route) -> dict[str, Any]:
         "summary": route.summary,
         "responses": {route.status: success, **errors},
         "auth": schema.security(*route.security),
-        "description": route.description or route.access.description,
+        "description": _description(route),
     }
     if route.reads_body:
         kwargs["request"] = route.body

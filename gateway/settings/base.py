@@ -1,10 +1,11 @@
 """Gateway settings read from the environment. No database: sessions live in Redis, data behind NATS."""
 
 from common.conf.env import env_bool, env_float, env_int, env_list
-from common.conf.settings import common_settings, drf_settings, token_settings
+from common.conf.settings import common_settings, cors_settings, drf_settings, token_settings
 
 globals().update(common_settings("gateway", debug_default=False))
 globals().update(token_settings())
+globals().update(cors_settings())
 
 DATABASES: dict[str, dict[str, object]] = {}
 
@@ -19,12 +20,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     # Swagger UI and Redoc as static files of our own (collectstatic), pinned by requirements/gateway.txt.
     "drf_spectacular_sidecar",
+    "corsheaders",
     "common.messaging",
 ]
 
 # No Django CSRF/session/auth middleware: the API is stateless; CSRF is the gateway's own double-submit check.
 MIDDLEWARE = [
     "common.api.middleware.RequestContextMiddleware",
+    # Before anything that may answer (CommonMiddleware, the lean path): a preflight is answered here, and every
+    # answer to an allowed origin carries the CORS headers (CORS_ALLOWED_ORIGINS, common/conf/settings.py).
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # HTML answers only (browsable API, docs UI): the JSON answers, lean path included, are left as they are.
     "common.api.csp.ContentSecurityPolicyMiddleware",
@@ -61,7 +66,7 @@ if BROWSABLE_API:
 
 REST_FRAMEWORK = drf_settings(
     DEFAULT_AUTHENTICATION_CLASSES=["gateway.api.authentication.AccessTokenAuthentication"],
-    DEFAULT_SCHEMA_CLASS="drf_spectacular.openapi.AutoSchema",
+    DEFAULT_SCHEMA_CLASS="gateway.api.schema.RouteSchema",
     DEFAULT_RENDERER_CLASSES=_RENDERERS,
 )
 
@@ -132,7 +137,6 @@ SEED_OVER_HTTP = env_bool("SEED_OVER_HTTP", False)
 SEED_TIMEOUT_SECONDS = env_float("SEED_TIMEOUT_SECONDS", 60.0)
 # Proxies whose X-Forwarded-For we trust (count of hops); 0 = use REMOTE_ADDR.
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
-CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 
 # JWKS client: the auth service's key set over NATS, cached; unknown kids refetch at most once per interval.
 JWKS_CACHE_SECONDS = env_int("JWKS_CACHE_SECONDS", 300)
@@ -174,6 +178,9 @@ THROTTLE_RATES = {
     "recover-credentials.account": "10/10m",
     "reset-password.ip": "100/10m",
     "reset-password.account": "10/10m",
+    # Service accounts' token requests: a client needs one token per access-token lifetime.
+    "oauth-token.ip": "600/10m",
+    "oauth-token.account": "60/10m",
 }
 for _entry in env_list("THROTTLE_RATES", []):
     _scope, _, _rate = _entry.partition("=")

@@ -3,9 +3,8 @@
 This is the hot read path (every `GET /api/user` is one of these), so each read is one round trip of one
 prepared statement whose single row already holds the reply's JSON: no model instances, no per-row Python (the
 uuid, timestamp and array loaders cost more than the query itself), no query compilation. The rows are rendered
-as the public user (`id`, `name`, `username`, `email`, `roles`, `verifiedAccount`, `active`, `createdAt`,
-`updatedAt`); timestamps are UTC with milliseconds and `Z`, as JavaScript's Date.toISOString() renders them (the
-original's clients), truncated like it.
+as the public user (common/contracts/users.py); timestamps are UTC with milliseconds and `Z`, as JavaScript's
+Date.toISOString() renders them (the original's clients), truncated like it.
 """
 
 from __future__ import annotations
@@ -14,14 +13,27 @@ import uuid
 from typing import Any
 
 import psycopg
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
+from common.contracts.users import USER_FIELD_NAMES
+
 _ISO = """'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'"""
-_PUBLIC_USER = f"""json_build_object(
-    'id', u.id, 'name', u.name, 'username', u.username, 'email', u.email, 'roles', u.roles,
-    'verifiedAccount', u.is_verified, 'active', u.is_active,
-    'createdAt', to_char(u.created_at AT TIME ZONE 'UTC', {_ISO}),
-    'updatedAt', to_char(u.updated_at AT TIME ZONE 'UTC', {_ISO}))"""
+# The public user (common/contracts/users.py), field by field: its column expression in the read model.
+_COLUMN_OF = {
+    "id": "u.id",
+    "name": "u.name",
+    "username": "u.username",
+    "email": "u.email",
+    "roles": "u.roles",
+    "verifiedAccount": "u.is_verified",
+    "active": "u.is_active",
+    "createdAt": f"to_char(u.created_at AT TIME ZONE 'UTC', {_ISO})",
+    "updatedAt": f"to_char(u.updated_at AT TIME ZONE 'UTC', {_ISO})",
+}
+if tuple(_COLUMN_OF) != USER_FIELD_NAMES:
+    raise ImproperlyConfigured("main_api's user columns differ from the public user's fields")
+_PUBLIC_USER = "json_build_object({})".format(", ".join(f"'{name}', {expr}" for name, expr in _COLUMN_OF.items()))
 
 # A page and its exact total in one row. The count is an uncorrelated subquery (evaluated once); the page walks
 # the (created_at, id) index of live users and stops after `limit` rows. An aggregate always yields one row, so

@@ -8,8 +8,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from common.contracts.events import UserDeleted, UserSnapshot
 from common.inbox.services import inbox_record
-from main_api.users.events import UserDeletion, UserSnapshot, parse_user_event
+from main_api.users.events import parse_user_event, timestamp
 from main_api.users.models import User
 
 
@@ -34,10 +35,10 @@ def user_apply_event(*, event_type: str, payload: dict[str, Any], message_id: st
             return ApplyOutcome.DUPLICATE
         if not _write_if_newer(event):
             return ApplyOutcome.STALE
-    return ApplyOutcome.DELETED if isinstance(event, UserDeletion) else ApplyOutcome.APPLIED
+    return ApplyOutcome.DELETED if isinstance(event, UserDeleted) else ApplyOutcome.APPLIED
 
 
-def _write_if_newer(event: UserSnapshot | UserDeletion) -> bool:
+def _write_if_newer(event: UserSnapshot | UserDeleted) -> bool:
     """Insert the user, or overwrite a row holding an OLDER version; False when a newer or equal one is held.
 
     One statement, so the version comparison and the write happen under the row lock: two consumer instances
@@ -46,7 +47,7 @@ def _write_if_newer(event: UserSnapshot | UserDeletion) -> bool:
     time, so an older event that arrives later compares against its version and changes nothing.
     """
     now = timezone.now()
-    if isinstance(event, UserDeletion):
+    if isinstance(event, UserDeleted):
         values: dict[str, Any] = {
             "id": event.id,
             "name": "",
@@ -68,11 +69,11 @@ def _write_if_newer(event: UserSnapshot | UserDeletion) -> bool:
             "name": event.name,
             "username": event.username,
             "email": event.email,
-            "roles": event.roles,
-            "is_verified": event.is_verified,
-            "is_active": event.is_active,
-            "created_at": event.created_at,
-            "updated_at": event.updated_at,
+            "roles": list(dict.fromkeys(event.roles)),
+            "is_verified": event.verified_account,
+            "is_active": event.active,
+            "created_at": timestamp(event.created_at),
+            "updated_at": timestamp(event.updated_at),
             "version": event.version,
             "is_deleted": False,
             "synced_at": now,

@@ -34,9 +34,8 @@ def record_change(user: User, *, fields: Iterable[str], event_types: Sequence[st
     base = user.version
     user.version = base + len(event_types)
     user.save(update_fields=[*dict.fromkeys(fields), "version", "updated_at"])
-    snapshot = user_snapshot(user)
     for offset, event_type in enumerate(event_types, start=1):
-        outbox_append(aggregate_id=user.id, event_type=event_type, payload={**snapshot, "version": base + offset})
+        outbox_append(aggregate_id=user.id, event_type=event_type, payload=user_snapshot(user, version=base + offset))
 
 
 def end_sessions_after_commit(user_id: uuid.UUID, *, keep_sid: str | None = None) -> None:

@@ -19,7 +19,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -42,6 +42,7 @@ from auth_service.accounts.sessions import (
     session_store_rotate,
 )
 from auth_service.accounts.tokens import (
+    DEFAULT_AMR,
     InvalidRefreshToken,
     RefreshClaims,
     access_token_encode,
@@ -70,21 +71,36 @@ class TokenPair:
 
 
 def token_pair(
-    *, user: User | selectors.TokenSubject, sid: str, check: str, expires_at: int, now: int, epoch: int
+    *,
+    user: User | selectors.TokenSubject,
+    sid: str,
+    check: str,
+    expires_at: int,
+    now: int,
+    epoch: int,
+    amr: Sequence[str] = DEFAULT_AMR,
 ) -> TokenPair:
-
     kid, key = signing_key_for_signing()
     user_id = str(user.id)
-    access = access_token_encode(
-        kid=kid, key=key, user_id=user_id, sid=sid, roles=sorted_roles(user.roles), now=now, epoch=epoch
-    )
-    refresh = refresh_token_encode(user_id=user_id, sid=sid, check=check, expires_at=expires_at, now=now)
+    roles = sorted_roles(user.roles)
+    access = access_token_encode(kid=kid, key=key, user_id=user_id, sid=sid, roles=roles, now=now, epoch=epoch, amr=amr)
+    refresh = refresh_token_encode(user_id=user_id, sid=sid, check=check, expires_at=expires_at, now=now, amr=amr)
     return TokenPair(access_token=access, refresh_token=refresh, refresh_expires_at=expires_at, session_id=sid)
 
 
-def session_open(*, user: User, ip: str | None, user_agent: str | None) -> TokenPair | None:
-    """A new session for a user whose credentials were just checked; None when they changed meanwhile."""
-    epoch = credential_epoch_get(str(user.id))
+def session_open(
+    *,
+    user: User,
+    ip: str | None,
+    user_agent: str | None,
+    amr: Sequence[str] = DEFAULT_AMR,
+    epoch: int | None = None,
+) -> TokenPair | None:
+    """A new session for a user whose credentials were just checked; None when they changed meanwhile.
+
+    `epoch`: the one read when the first factor was checked (a login finished by a second factor): a change of the
+    credentials between the two steps opens nothing."""
+    epoch = credential_epoch_get(str(user.id)) if epoch is None else epoch
     # Read after the epoch: a change committed before this read is seen here, one committed after it bumps the
     # epoch before or after the session is created, and either way the session cannot outlive it.
     if not selectors.credentials_unchanged(user):
@@ -102,7 +118,7 @@ def session_open(*, user: User, ip: str | None, user_agent: str | None) -> Token
     )
     if sid is None:
         return None
-    return token_pair(user=user, sid=sid, check=check, expires_at=expires_at, now=now, epoch=epoch)
+    return token_pair(user=user, sid=sid, check=check, expires_at=expires_at, now=now, epoch=epoch, amr=amr)
 
 
 def _replay_key(check: str) -> Fernet:
@@ -203,7 +219,13 @@ def session_rotate(*, refresh_token: str, ip: str | None, user_agent: str | None
     def mint(epoch: int) -> tuple[str, str]:
         check = new_token()
         pair = token_pair(
-            user=user, sid=claims.sid, check=check, expires_at=claims.expires_at, now=int(time.time()), epoch=epoch
+            user=user,
+            sid=claims.sid,
+            check=check,
+            expires_at=claims.expires_at,
+            now=int(time.time()),
+            epoch=epoch,
+            amr=claims.amr,
         )
         issued.append(pair)
         return token_digest(check), replay_seal(pair, check=claims.check)

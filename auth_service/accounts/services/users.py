@@ -43,6 +43,7 @@ from auth_service.accounts.sessions import credential_epoch_bump
 from auth_service.audit.services import failure_recorded, security_event_record
 from common.contracts import events
 from common.contracts.errors import Conflict, ServiceError
+from common.contracts.events import UserDeleted
 from common.outbox.services import outbox_append
 
 log = logging.getLogger(__name__)
@@ -278,7 +279,7 @@ def user_delete(*, agent_id: str, user_id: str) -> None:
         outbox_append(
             aggregate_id=target_id,
             event_type=events.USER_DELETED,
-            payload={"id": str(target_id), "version": target.version + 1},
+            payload=UserDeleted(id=target_id, version=target.version + 1),
         )
         target.delete()
         end_sessions_after_commit(target_id)

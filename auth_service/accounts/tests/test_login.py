@@ -30,7 +30,7 @@ def test_login_by_email_returns_an_rs256_access_token_verifiable_with_the_jwks(a
     assert header["alg"] == "RS256"
     assert header["typ"] == "at+jwt"
     assert header["kid"] in {key["kid"] for key in auth.jwks()["keys"]}
-    assert set(claims) == {"iss", "aud", "sub", "sid", "roles", "ep", "jti", "iat", "exp"}
+    assert set(claims) == {"iss", "aud", "sub", "sid", "roles", "ep", "amr", "jti", "iat", "exp"}
     assert (claims["iss"], claims["aud"], claims["sub"]) == (settings.JWT_ISSUER, settings.JWT_AUDIENCE, str(user.id))
     assert claims["sid"] == reply["sessionId"]
     assert claims["roles"] == ["user", "admin"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,15 +13,18 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
+from django_redis import get_redis_connection
 
 from auth_service.accounts.models import SigningKey, User
 from auth_service.accounts.services.signing_keys import signing_key_revoke
 from auth_service.accounts.tests.conftest import AuthApi, agent_of, mailed_code, mailed_recovery_token
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
+from auth_service.accounts.tests.mfa_support import code_at, enrol
 from auth_service.audit.crypto import identifier_digest
 from auth_service.audit.models import SecurityEvent
 from common.conf.context import request_id_var
 from common.contracts import subjects
+from common.contracts.oauth import client_key
 
 Kind = SecurityEvent.Kind
 NEW_PASSWORD = "Brand-New-Secret-42"
@@ -252,6 +256,23 @@ def test_key_rotation_is_recorded_from_the_command_and_from_the_admin(settings: 
     assert third.ip == "127.0.0.1"  # the admin's request context
 
 
+def _service_account_flows(auth: AuthApi) -> list[str]:
+    """A service account created, used, refused, rotated, disabled and enabled (by command and NATS subject only:
+    the accounts app sits below the clients app); returns its secrets and tokens."""
+    out = io.StringIO()
+    call_command("create_client", "audited", "--scope", "users:read", "--shell", stdout=out, stderr=io.StringIO())
+    client_id, secret = re.findall(r"CLIENT_(?:ID|SECRET)=(\S+)", out.getvalue())
+    issued = auth(subjects.AUTH_OAUTH_TOKEN, {"clientId": client_id, "clientSecret": secret})["accessToken"]
+    auth.error(subjects.AUTH_OAUTH_TOKEN, {"clientId": client_id, "clientSecret": "Wrong-Client-Secret-1"})
+    rotated = io.StringIO()
+    call_command("rotate_client_secret", client_id, stdout=rotated)
+    call_command("disable_client", client_id, stdout=io.StringIO())
+    call_command("disable_client", client_id, "--enable", stdout=io.StringIO())
+    get_redis_connection("default").delete(client_key(client_id))
+    new_secret = re.findall(r"client_secret: (\S+)", rotated.getvalue())
+    return [secret, issued, "Wrong-Client-Secret-1", *new_secret]
+
+
 def test_every_kind_is_recorded_and_no_event_holds_a_secret(auth: AuthApi, settings: Any) -> None:
     """One pass through every flow, collecting each password, code and token that went by."""
     settings.REFRESH_REUSE_GRACE_SECONDS = 0
@@ -298,6 +319,8 @@ def test_every_kind_is_recorded_and_no_event_holds_a_secret(auth: AuthApi, setti
     auth(subjects.AUTH_REVALIDATE, {"refreshToken": racing["refreshToken"]})  # the grace replay
     secrets += [racing["refreshToken"], racing["accessToken"], rotated["refreshToken"], rotated["accessToken"]]
     signing_key_revoke(kid=SigningKey.objects.get(state="retired").kid)
+    secrets += _service_account_flows(auth)
+    secrets += _second_factor_flows(auth, boss)
 
     assert set(SecurityEvent.objects.values_list("kind", flat=True)) == set(Kind.values)
     blob = dump(SecurityEvent.objects.all())
@@ -316,6 +339,23 @@ def test_purge_expired_drops_events_older_than_the_retention(settings: Any, db: 
     assert output.getvalue() == "verification_codes: 0, recovery_tokens: 0, signing_keys: 0, security_events: 1\n"
     assert list(SecurityEvent.objects.values_list("pk", flat=True)) == [kept.pk]
     assert old.pk != kept.pk
+
+
+def _second_factor_flows(auth: AuthApi, boss: User) -> list[str]:
+    """Enrol, fail and pass the second step, spend a recovery code, renew the codes, disable, re-enrol, reset."""
+    user = UserFactory()
+    agent = agent_of(user)
+    secret, codes = enrol(auth, user)
+    token = login(auth, user.email)["mfaToken"]
+    auth.error(subjects.AUTH_LOGIN_MFA, {"mfaToken": token, "code": "000000"}, client=CLIENT)
+    done = auth(subjects.AUTH_LOGIN_MFA, {"mfaToken": token, "recoveryCode": codes[0]}, client=CLIENT)
+    renew = {"password": PASSWORD, "code": code_at(secret, 1)}
+    fresh = auth(subjects.AUTH_RECOVERY_CODES_REGENERATE, renew, agent=agent)["recoveryCodes"]
+    auth(subjects.AUTH_TOTP_DISABLE, {"password": PASSWORD, "code": fresh[0]}, agent=agent)
+    again, more = enrol(auth, user)
+    auth(subjects.AUTH_MFA_RESET, {"id": str(user.id)}, agent=agent_of(boss))
+    spelled = [code.replace("-", "") for code in [*codes, *fresh, *more]]
+    return [secret, again, token, done["accessToken"], done["refreshToken"], *codes, *fresh, *more, *spelled]
 
 
 def new_user(tag: str) -> dict[str, Any]:

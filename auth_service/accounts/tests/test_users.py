@@ -263,7 +263,7 @@ def test_update_errors_unknown_user_unknown_key_empty_and_conflict(auth: AuthApi
     # Whoever may not act on such a user learns nothing about whether it exists.
     assert update(missing, {"name": "Some Name"}, agent_of(user))["statusCode"] == 403
     assert update(str(user.id), {"isAdmin": True}, agent_of(boss))["fields"] == {
-        "isAdmin": ["property isAdmin should not exist"]
+        "changes.isAdmin": ["property changes.isAdmin should not exist"]
     }
     assert update(str(user.id), {}, agent_of(boss))["fields"] == {"changes": ["Give at least one field to change"]}
     assert update("not-a-uuid", {"name": "Some Name"}, agent_of(boss))["fields"] == {"id": ["id must be a UUID"]}

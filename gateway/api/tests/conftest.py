@@ -13,6 +13,7 @@ from devstack.testing.stack import RunningStack
 from gateway.api import access_tokens
 from gateway.api.jwks import JwksCache
 from gateway.api.tests.e2e import Account, Api, logged_in, registered, seeded
+from gateway.api.tests.live import serving
 from gateway.api.tests.tokens import TEST_SUBJECT, Signer
 
 
@@ -53,6 +54,13 @@ def live_session() -> Iterator[Callable[[], str]]:
 @pytest.fixture
 def stack(services: RunningStack) -> RunningStack:
     return services
+
+
+@pytest.fixture
+def live_gateway(services: RunningStack) -> Iterator[str]:
+    """This process's gateway, pointed at the stack, over real HTTP: its base URL."""
+    with serving() as url:
+        yield url
 
 
 @pytest.fixture

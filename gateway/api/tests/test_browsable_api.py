@@ -153,7 +153,9 @@ def test_the_access_cookie_authenticates_reads(
     response = cookie_client(trusted.token(sid=live_session())).get("/api/user")
 
     assert response.status_code == 200
-    assert fake_services.sent == [(subjects.USER_FIND_ALL, {"limit": 10, "offset": 0})]
+    assert fake_services.sent == [
+        (subjects.USER_FIND_ALL, {"limit": 10, "offset": 0, "active": None, "verified": None})
+    ]
 
 
 def test_an_ended_session_or_an_expired_token_in_the_cookie_is_still_401(
@@ -171,7 +173,9 @@ def test_an_ended_session_or_an_expired_token_in_the_cookie_is_still_401(
     for response in (ended, expired, forged):
         assert response.status_code == 401
         assert response.json()["message"] == "Invalid or expired access token"
-    assert fake_services.sent == [(subjects.USER_FIND_ALL, {"limit": 10, "offset": 0})]
+    assert fake_services.sent == [
+        (subjects.USER_FIND_ALL, {"limit": 10, "offset": 0, "active": None, "verified": None})
+    ]
 
 
 def test_an_authorization_header_always_wins_over_the_cookie(

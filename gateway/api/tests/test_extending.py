@@ -17,23 +17,36 @@ from rest_framework import serializers
 
 from common.contracts.envelope import Request
 from common.contracts.errors import NotFound
+from common.contracts.rpc import Contract, Message
+from common.messaging.bridge import handlers
 from gateway.api import fastlane
 from gateway.api.csrf import new_csrf_token
 from gateway.api.routing import BEARER, USER_ID, Route, registered
 from gateway.api.serializers import StrictSerializer
 from gateway.api.tests.tokens import TEST_SUBJECT, Signer
 
-GREET = "test.extending.greet"
-GREETINGS = "test.extending.greetings"
+
+class Greet(Message):
+    id: uuid.UUID
+    name: str
+    times: int = 1
+
+
+class Greeting(Message):
+    greeting: str
+
+
+class GreetingsQuery(Message):
+    limit: int
+
+
+GREET = Contract("test.extending.greet", Greet, Greeting, errors=(404,))
+GREETINGS = Contract("test.extending.greetings", GreetingsQuery, list[Greeting])
 
 
 class GreetingSerializer(StrictSerializer):
     name = serializers.CharField(max_length=20)
     times = serializers.IntegerField(min_value=1, max_value=3, default=1)
-
-
-class GreetingReplySerializer(serializers.Serializer):
-    greeting = serializers.CharField()
 
 
 class GreetingsQuerySerializer(StrictSerializer):
@@ -49,7 +62,6 @@ ROUTES = (
         access=BEARER,
         args=(USER_ID,),
         body=GreetingSerializer,
-        reply=GreetingReplySerializer,
         status=201,
         errors=(400, 401, 403, 404),
         tags=("extending",),
@@ -61,7 +73,6 @@ ROUTES = (
         GREETINGS,
         access=BEARER,
         query=GreetingsQuerySerializer,
-        reply=GreetingReplySerializer(many=True),
         errors=(400, 401),
         lean=True,
         tags=("extending",),
@@ -70,21 +81,22 @@ ROUTES = (
 
 
 @pytest.fixture
-def handled(service_bridge: Callable[..., Any]) -> Iterator[list[Request]]:
-    """The routes served, their subjects answered by a bridge; yields the requests the handlers received."""
-    received: list[Request] = []
+def handled(service_bridge: Callable[..., Any]) -> Iterator[list[tuple[Request, Any]]]:
+    """The routes served, their subjects answered by a bridge; yields what the handlers received, decoded."""
+    received: list[tuple[Request, Any]] = []
 
-    def greet(request: Request) -> dict[str, str]:
-        received.append(request)
-        if request.data["id"] == str(uuid.UUID(int=0)):
+    def greet(request: Request, data: Greet) -> Greeting:
+        received.append((request, data))
+        if data.id == uuid.UUID(int=0):
             raise NotFound("User not found")
-        return {"greeting": " ".join([f"Hello {request.data['name']}!"] * request.data["times"])}
+        return Greeting(greeting=" ".join([f"Hello {data.name}!"] * data.times))
 
-    def greetings(request: Request) -> list[dict[str, str]]:
-        received.append(request)
-        return [{"greeting": "Hello!"}] * request.data["limit"]
+    def greetings(request: Request, data: GreetingsQuery) -> list[Greeting]:
+        received.append((request, data))
+        return [Greeting(greeting="Hello!")] * data.limit
 
-    with registered(*ROUTES), service_bridge(service="extending", handlers={GREET: greet, GREETINGS: greetings}):
+    served = handlers({GREET: greet, GREETINGS: greetings})
+    with registered(*ROUTES), service_bridge(service="extending", handlers=served):
         yield received
 
 
@@ -102,7 +114,7 @@ def caller(trusted: Signer, live_session: Callable[[], str]) -> tuple[Client, st
 
 
 def test_a_route_declared_elsewhere_reaches_its_handler_decoded_and_validated(
-    handled: list[Request], caller: tuple[Client, str, dict[str, str]]
+    handled: list[tuple[Request, Any]], caller: tuple[Client, str, dict[str, str]]
 ) -> None:
     client, user_id, headers = caller
     target = uuid.uuid4()
@@ -117,14 +129,18 @@ def test_a_route_declared_elsewhere_reaches_its_handler_decoded_and_validated(
     assert response.status_code == 201, response.content
     assert response.json() == {"greeting": "Hello Ada! Hello Ada!"}
     assert response["Cache-Control"] == "no-store"
-    (request,) = handled
-    assert request.subject == GREET
-    # The path argument checked and normalised, the body's number read as one: the handler gets typed data.
+    ((request, data),) = handled
+    assert request.subject == GREET.subject
+    # The path argument checked and normalised, the body's number read as one, sent as the contract says,
+    # decoded by the bridge: the handler gets typed data.
     assert request.data == {"id": str(target), "name": "Ada", "times": 2}
+    assert data == Greet(id=target, name="Ada", times=2)
     assert request.agent is not None and request.agent.id == user_id
 
 
-def test_a_service_error_keeps_its_status(handled: list[Request], caller: tuple[Client, str, dict[str, str]]) -> None:
+def test_a_service_error_keeps_its_status(
+    handled: list[tuple[Request, Any]], caller: tuple[Client, str, dict[str, str]]
+) -> None:
     client, _, headers = caller
 
     response = client.post(
@@ -136,7 +152,7 @@ def test_a_service_error_keeps_its_status(handled: list[Request], caller: tuple[
 
     assert response.status_code == 404
     assert response.json()["message"] == "User not found"
-    assert handled[0].data["times"] == 1  # the serializer's default, filled in by the gateway
+    assert handled[0][1].times == 1  # the serializer's default, filled in by the gateway
 
 
 @pytest.mark.parametrize(
@@ -149,7 +165,7 @@ def test_a_service_error_keeps_its_status(handled: list[Request], caller: tuple[
     ],
 )
 def test_a_bad_request_is_the_400_envelope_naming_the_field(
-    handled: list[Request],
+    handled: list[tuple[Request, Any]],
     caller: tuple[Client, str, dict[str, str]],
     path: str,
     body: dict[str, Any],
@@ -168,7 +184,9 @@ def test_a_bad_request_is_the_400_envelope_naming_the_field(
     assert handled == []
 
 
-def test_the_declared_access_is_enforced(handled: list[Request], caller: tuple[Client, str, dict[str, str]]) -> None:
+def test_the_declared_access_is_enforced(
+    handled: list[tuple[Request, Any]], caller: tuple[Client, str, dict[str, str]]
+) -> None:
     client, _, headers = caller
     path = f"/api/extending/users/{uuid.uuid4()}/greetings"
 
@@ -184,7 +202,7 @@ def test_the_declared_access_is_enforced(handled: list[Request], caller: tuple[C
 
 
 def test_a_lean_route_declared_elsewhere_is_served_on_the_lean_path(
-    handled: list[Request], caller: tuple[Client, str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+    handled: list[tuple[Request, Any]], caller: tuple[Client, str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, _, headers = caller
     served: list[str] = []
@@ -203,10 +221,10 @@ def test_a_lean_route_declared_elsewhere_is_served_on_the_lean_path(
     assert response.json() == [{"greeting": "Hello!"}] * 3
     assert refused.status_code == 400 and set(refused.json()["fields"]) == {"limit"}
     assert served == ["/api/extending/greetings"] * 2
-    assert [request.data for request in handled] == [{"limit": 3}]
+    assert [data for _, data in handled] == [GreetingsQuery(limit=3)]
 
 
-def test_the_schema_lists_the_route_while_it_is_registered(handled: list[Request]) -> None:
+def test_the_schema_lists_the_route_while_it_is_registered(handled: list[tuple[Request, Any]]) -> None:
     document = Client().get("/api/schema/", headers={"Accept": "application/json"}).json()
 
     operation = document["paths"]["/api/extending/users/{user_id}/greetings"]["post"]

@@ -316,6 +316,27 @@ def test_jwks_answers_are_replayed_while_the_document_is_current(
     assert "hit" not in replayed[looked:] and status_of(fresh) in (200, 503)
 
 
+def test_cors_headers_answer_alike(services: RunningStack, paths: Paths, member: tuple[Api, Account]) -> None:
+    api, _ = member
+    auth = bearer(str(api.access_token))
+    allowed, refused = "https://app.example", "https://evil.example"
+
+    def headers(answer: Answer) -> dict[str, str]:
+        return {name.lower(): value for name, value in answer.headers}
+
+    with override_settings(CORS_ALLOWED_ORIGINS=[allowed]):
+        users = headers(paths.same("/api/user?limit=1", lean=True, headers={**auth, "Origin": allowed}))
+        other = headers(paths.same("/api/user?limit=1", lean=True, headers={**auth, "Origin": refused}))
+        # The replayed JWKS answer of one origin is never another origin's.
+        for origin in (allowed, refused, allowed, refused):
+            keys = headers(paths.same("/.well-known/jwks.json", lean=True, headers={"Origin": origin}))
+            assert keys.get("access-control-allow-origin") == (allowed if origin == allowed else None)
+
+    assert (users["access-control-allow-origin"], users["access-control-allow-credentials"]) == (allowed, "true")
+    assert "origin" in users["vary"].lower()
+    assert "access-control-allow-origin" not in other and "access-control-allow-credentials" not in other
+
+
 def test_jwks_unavailable_answers_alike(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
     def unavailable() -> dict[str, Any]:
         raise ServiceUnavailable("No service is answering auth.jwks.get")

@@ -8,16 +8,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 from django.db import DatabaseError, connection
 
 from common.contracts import subjects
 from common.contracts.errors import ServiceError
+from common.contracts.users import TIMESTAMP_PATTERN, UserPage, UserPublic
 from common.messaging.bridge import dispatch
 from common.messaging.client import NatsClient
 from common.messaging.codec import dumps, loads
 from devstack.testing.plugin import bridge_in_thread
-from main_api.handlers import handle_user_find_all, handle_user_find_one
+from main_api.handlers import HANDLERS
 from main_api.users.models import User
 from main_api.users.tests.factories import UserFactory
 
@@ -72,7 +74,7 @@ def test_list_pages_with_limit_and_offset_in_a_stable_order(main: NatsClient) ->
     same_time = datetime(2026, 5, 1, tzinfo=UTC)
     users = sorted(UserFactory.create_batch(7, created_at=same_time), key=lambda u: u.id)
 
-    page = main.request(subjects.USER_FIND_ALL, {"limit": "3", "offset": "3"})
+    page = main.request(subjects.USER_FIND_ALL, {"limit": 3, "offset": 3})
     past_the_end = main.request(subjects.USER_FIND_ALL, {"limit": 100, "offset": 7})
 
     assert [r["id"] for r in page["results"]] == [str(u.id) for u in users[3:6]]
@@ -90,24 +92,24 @@ def test_list_filters_by_active_and_verified_and_never_shows_deleted_users(main:
         return [r["id"] for r in main.request(subjects.USER_FIND_ALL, data)["results"]]
 
     assert ids({}) == [str(u.id) for u in (active_verified, inactive, unverified)]
-    assert ids({"active": "false"}) == [str(inactive.id)]
+    assert ids({"active": False}) == [str(inactive.id)]
     assert ids({"verified": False}) == [str(unverified.id)]
-    assert ids({"active": True, "verified": "true"}) == [str(active_verified.id)]
-    assert main.request(subjects.USER_FIND_ALL, {"active": "false"})["total"] == 1
+    assert ids({"active": True, "verified": True}) == [str(active_verified.id)]
+    assert main.request(subjects.USER_FIND_ALL, {"active": False})["total"] == 1
 
 
 @pytest.mark.parametrize(
     ("data", "fields"),
     [
-        ({"limit": 0}, {"limit": ["limit must be an integer between 1 and 100"]}),
-        ({"limit": 101}, {"limit": ["limit must be an integer between 1 and 100"]}),
-        ({"limit": "ten"}, {"limit": ["limit must be an integer between 1 and 100"]}),
-        ({"limit": True}, {"limit": ["limit must be an integer between 1 and 100"]}),
-        ({"limit": 2.5}, {"limit": ["limit must be an integer between 1 and 100"]}),
-        ({"offset": -1}, {"offset": ["offset must be an integer greater than or equal to 0"]}),
-        ({"offset": "9" * 5000}, {"offset": ["offset must be an integer greater than or equal to 0"]}),
-        ({"active": "yes"}, {"active": ["active must be a boolean (true or false)"]}),
-        ({"verified": 1}, {"verified": ["verified must be a boolean (true or false)"]}),
+        ({"limit": 0}, {"limit": ["limit must be an integer >= 1"]}),
+        ({"limit": 101}, {"limit": ["limit must be an integer <= 100"]}),
+        ({"limit": "10"}, {"limit": ["limit must be an integer"]}),
+        ({"limit": True}, {"limit": ["limit must be an integer"]}),
+        ({"limit": 2.5}, {"limit": ["limit must be an integer"]}),
+        ({"offset": -1}, {"offset": ["offset must be an integer >= 0"]}),
+        ({"offset": 2**31}, {"offset": ["offset must be an integer <= 2147483647"]}),
+        ({"active": "false"}, {"active": ["active must be a boolean or null"]}),
+        ({"verified": 1}, {"verified": ["verified must be a boolean or null"]}),
         ({"limit": 5, "sort": "name"}, {"sort": ["property sort should not exist"]}),
     ],
 )
@@ -152,7 +154,7 @@ def test_one_answers_404_for_an_unknown_malformed_or_deleted_id(main: NatsClient
 @pytest.mark.parametrize(
     ("data", "fields"),
     [
-        ({}, {"id": ["id must be a string"]}),
+        ({}, {"id": ["id is required"]}),
         ({"id": 7}, {"id": ["id must be a string"]}),
         ({"id": "x", "extra": 1}, {"extra": ["property extra should not exist"]}),
     ],
@@ -170,9 +172,11 @@ def test_seed_is_a_no_op_success(main: NatsClient) -> None:
 def test_reads_run_as_statements_prepared_once_per_connection() -> None:
     user = UserFactory()
     for _ in range(3):
-        assert loads(dispatch(handle_user_find_all, subjects.USER_FIND_ALL, dumps({"data": {}}), None))["ok"]
+        assert loads(dispatch(HANDLERS[subjects.USER_FIND_ALL], subjects.USER_FIND_ALL, dumps({"data": {}}), None))[
+            "ok"
+        ]
         one = dumps({"data": {"id": str(user.id)}})
-        assert loads(dispatch(handle_user_find_one, subjects.USER_FIND_ONE, one, None))["ok"]
+        assert loads(dispatch(HANDLERS[subjects.USER_FIND_ONE], subjects.USER_FIND_ONE, one, None))["ok"]
     # Prepared on this connection by PostgreSQL, so not parsed and planned again on every read.
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
@@ -185,7 +189,7 @@ def test_reads_run_as_statements_prepared_once_per_connection() -> None:
 @pytest.mark.parametrize("subject", [subjects.USER_FIND_ALL, subjects.USER_FIND_ONE])
 def test_a_dead_database_connection_answers_503_then_the_next_request_reconnects(subject: str) -> None:
     user = UserFactory()
-    handler = handle_user_find_all if subject == subjects.USER_FIND_ALL else handle_user_find_one
+    handler = HANDLERS[subject]
     raw = dumps({"data": {"id": str(user.id)} if subject == subjects.USER_FIND_ONE else {}})
     # The server ends this thread's session, as a database restart or failover would.
     with connection.cursor() as cursor, contextlib.suppress(DatabaseError):
@@ -206,3 +210,17 @@ def test_a_dead_database_connection_answers_503_then_the_next_request_reconnects
     assert recovered["ok"] is True
     found = recovered["data"]["results"][0] if subject == subjects.USER_FIND_ALL else recovered["data"]
     assert found["id"] == str(user.id)
+
+
+def test_replies_are_the_contracts_user_shape(main: NatsClient) -> None:
+    """The SQL builds the public user (common/contracts/users.py): its replies decode as the contract's types,
+    which refuse any field more, any field less and any wrong type."""
+    users = [UserFactory(roles=["user", "admin"]), UserFactory(is_active=False, is_verified=False)]
+
+    page = msgspec.convert(main.request(subjects.USER_FIND_ALL, {}), UserPage)
+    one = msgspec.convert(main.request(subjects.USER_FIND_ONE, {"id": str(users[0].id)}), UserPublic)
+
+    assert [user.id for user in page.results] == [user.id for user in users]
+    assert one == page.results[0]
+    assert (one.roles, page.results[1].active, page.results[1].verified_account) == (["user", "admin"], False, False)
+    assert TIMESTAMP_PATTERN.fullmatch(one.created_at) and one.created_at.endswith("Z")

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from auth_service.accounts.keyring import KeyEncryptionError
+from auth_service.accounts.services.mfa import totp_secrets_reencrypt
 from auth_service.accounts.services.signing_keys import signing_keys_reencrypt
 
 
@@ -19,6 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             count = signing_keys_reencrypt()
+            secrets = totp_secrets_reencrypt()
         except KeyEncryptionError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"re-encrypted {count} signing key(s) under the first key-encryption key")
+        self.stdout.write(f"re-encrypted {secrets} TOTP secret(s) under the first key-encryption key")

@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=None, help="rows per batch (default OUTBOX_BATCH_SIZE)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        batch_size = options["batch_size"] or int(getattr(settings, "OUTBOX_BATCH_SIZE", 500))
+        batch_size = options["batch_size"] or int(settings.OUTBOX_BATCH_SIZE)
         if not options["loop"]:
             published = relay_pending(batch_size=batch_size)
             self.stdout.write(f"published {published} event(s)")
