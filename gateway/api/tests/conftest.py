@@ -10,7 +10,7 @@ from django_redis import get_redis_connection
 
 from common.contracts.sessions import session_key
 from devstack.testing.stack import RunningStack
-from gateway.api import authentication
+from gateway.api import access_tokens
 from gateway.api.jwks import JwksCache
 from gateway.api.tests.e2e import Account, Api, logged_in, registered, seeded
 from gateway.api.tests.live import serving
@@ -26,7 +26,7 @@ def signer() -> Signer:
 def trusted(signer: Signer, monkeypatch: pytest.MonkeyPatch) -> Signer:
     """The gateway trusts `signer`'s key as if the auth service published it."""
     cache = JwksCache(fetch=lambda: {"keys": [signer.jwk()]})
-    monkeypatch.setattr(authentication, "get_jwks", lambda: cache)
+    monkeypatch.setattr(access_tokens, "get_jwks", lambda: cache)
     return signer
 
 

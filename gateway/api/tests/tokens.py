@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from django.conf import settings
+from django.test import override_settings
 
 # CACHES for a session store that cannot be reached (a port nobody listens on): tokens checked against it must
 # be refused with 503, never let through.
@@ -26,6 +27,11 @@ UNREACHABLE_REDIS = {
         "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.5},
     }
 }
+
+
+def simple_jwt(**changes: Any) -> override_settings:
+    """The gateway's SIMPLE_JWT settings with some values changed (e.g. another ISSUER or AUDIENCE)."""
+    return override_settings(SIMPLE_JWT={**settings.SIMPLE_JWT, **changes})
 
 
 def b64url(raw: bytes) -> str:
