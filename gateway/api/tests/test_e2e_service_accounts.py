@@ -8,12 +8,11 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from django.http import HttpResponse
 from django.conf import settings
+from django.http import HttpResponse
 from django.test import Client, override_settings
 
 from authmesh_client import ServiceTokenClient, ServiceTokenError, TokenVerifier
-
 from devstack.testing.stack import RunningStack
 from gateway.api.tests.e2e import Api, random_ip
 from gateway.api.tests.tokens import unverified_claims
