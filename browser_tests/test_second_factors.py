@@ -1,7 +1,8 @@
 """A person with an authenticator app, in a real browser: on the gateway's sign-in page (/api/auth/passkeys/) they
 log in with a password, set up TOTP (the test plays the app: it reads the secret the page shows and computes codes
 with pyotp), confirm it, see their recovery codes once, log out; the password alone then asks for the app's code,
-which logs them in; a recovery code does too, once."""
+which logs them in; a recovery code does too, once. With the password and a code they renew their recovery codes
+and turn the app off."""
 
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def test_a_person_sets_up_an_authenticator_app_and_logs_in_with_its_code_and_a_r
     expect(status).to_have_text("Logged in with a password and a recovery code.")
     expect(page.locator("#recovery-codes-left")).to_have_text("9")
 
-    # The same recovery code a second time: refused, the page stays on the second step.
+    # The same recovery code a second time: refused, the page stays on the second step; another one works.
     page.click("#logout")
     expect(status).to_have_text("Logged out.")
     log_in_with_password(page, account)
@@ -112,5 +113,32 @@ def test_a_person_sets_up_an_authenticator_app_and_logs_in_with_its_code_and_a_r
     page.click("#mfa-recovery-submit")
     expect(status).to_have_class("error")
     expect(page.locator("#second-factor")).to_be_visible()
-    page.click("#mfa-cancel")
-    expect(status).to_have_text("Not logged in.")
+    page.fill("#mfa-recovery-code", recovery_codes[1])
+    page.click("#mfa-recovery-submit")
+    expect(status).to_have_text("Logged in with a password and a recovery code.")
+    expect(page.locator("#recovery-codes-left")).to_have_text("8")
+
+    # New recovery codes with the password and a code: ten new ones, shown once.
+    page.fill("#manage-password", PASSWORD)
+    page.fill("#manage-code", recovery_codes[2])
+    page.click("#recovery-codes-new")
+    expect(status).to_have_text("New recovery codes: save them now; the earlier ones no longer work.")
+    expect(codes).to_have_count(10)
+    new_codes = codes.all_inner_texts()
+    assert not set(new_codes) & set(recovery_codes)
+    expect(page.locator("#recovery-codes-left")).to_have_text("10")
+
+    # The app turned off (after the page's confirmation) with the password and a new code: the password alone logs
+    # in again.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.fill("#manage-password", PASSWORD)
+    page.fill("#manage-code", new_codes[0])
+    page.click("#totp-off")
+    expect(status).to_have_text("Authenticator app off.")
+    expect(page.locator("#totp-state")).to_have_text("off")
+    expect(page.locator("#totp-setup")).to_be_visible()
+    expect(page.locator("#totp-manage-form")).to_be_hidden()
+    page.click("#logout")
+    expect(status).to_have_text("Logged out.")
+    log_in_with_password(page, account)
+    expect(status).to_have_text("Logged in with a password.")

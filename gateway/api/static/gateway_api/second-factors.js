@@ -1,6 +1,6 @@
-// The authenticator app (TOTP) part of the sign-in page: its state, as GET /api/auth/mfa tells it, and its
-// enrolment: a new secret shown as a QR code and as text, confirmed with a code from the app, whose answer are the
-// recovery codes, shown this once.
+// The authenticator app (TOTP) part of the sign-in page: its state, as GET /api/auth/mfa tells it; its enrolment:
+// a new secret shown as a QR code and as text, confirmed with a code from the app, whose answer are the recovery
+// codes, shown this once; and, with the password and a code, new recovery codes or the app turned off.
 (function () {
   "use strict";
   var page = window.Authmesh;
@@ -50,6 +50,7 @@
     $("recovery-codes-left").textContent = String(status.recoveryCodesLeft);
     $("recovery-left-line").hidden = !status.totp;
     $("totp-setup").hidden = status.totp || !$("totp-enrol").hidden;
+    $("totp-manage-form").hidden = !status.totp;
   }
 
   // Forgets what was shown: the secret being set up and the recovery codes (on logout, or once saved).
@@ -60,6 +61,8 @@
     $("totp-confirm-code").value = "";
     $("recovery-codes").hidden = true;
     $("recovery-code-list").textContent = "";
+    $("manage-password").value = "";
+    $("manage-code").value = "";
   }
 
   function setup() {
@@ -114,11 +117,38 @@
     page.say("Authenticator app not set up.");
   }
 
+  // One form, two buttons: POST /api/auth/mfa/recovery-codes or DELETE /api/auth/mfa/totp, both with the password
+  // and a TOTP or recovery code.
+  function manage(event) {
+    event.preventDefault();
+    var turnOff = event.submitter !== null && event.submitter.id === "totp-off";
+    if (turnOff && !window.confirm("Turn the authenticator app off? Its recovery codes stop working too.")) {
+      return;
+    }
+    var body = { password: $("manage-password").value, code: $("manage-code").value.trim() };
+    var request = turnOff
+      ? page.api("DELETE", "/api/auth/mfa/totp", body)
+      : page.api("POST", "/api/auth/mfa/recovery-codes", body);
+    request
+      .then(function (reply) {
+        reset();
+        if (!turnOff) {
+          showRecoveryCodes(reply.recoveryCodes);
+        }
+        return onChange();
+      })
+      .then(function () {
+        page.say(turnOff ? "Authenticator app off." : "New recovery codes: save them now; the earlier ones no longer work.");
+      })
+      .catch(page.failed);
+  }
+
   function start(refresh) {
     onChange = refresh;
     $("totp-setup").addEventListener("click", setup);
     $("totp-confirm-form").addEventListener("submit", confirm);
     $("totp-setup-cancel").addEventListener("click", cancel);
+    $("totp-manage-form").addEventListener("submit", manage);
     $("recovery-codes-saved").addEventListener("click", function () {
       $("recovery-codes").hidden = true;
       $("recovery-code-list").textContent = "";

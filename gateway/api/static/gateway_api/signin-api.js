@@ -31,7 +31,8 @@
     return null;
   }
 
-  // The answer's JSON, or null for a 204; an error answer becomes an Error with the envelope's message.
+  // The answer's JSON, or null for an empty answer (204, or a 200 that has nothing to say); an error answer
+  // becomes an Error with the envelope's message.
   function api(method, path, body) {
     var headers = { Accept: "application/json" };
     if (body !== undefined) {
@@ -50,13 +51,11 @@
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
     }).then(function (response) {
-      if (response.status === 204) {
-        return null;
-      }
-      return response.json().then(function (data) {
+      return response.text().then(function (text) {
+        var data = text ? JSON.parse(text) : null;
         if (!response.ok) {
-          var message = Array.isArray(data.message) ? data.message.join("; ") : data.message;
-          throw new Error(message || response.statusText);
+          var message = data && (Array.isArray(data.message) ? data.message.join("; ") : data.message);
+          throw new Error(message || response.statusText || "HTTP " + response.status);
         }
         return data;
       });
