@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,6 +36,8 @@ TIMEOUT_MS = 15_000
 OPERATOR = ("operator", "Operator-Pass-4821")
 # URLs that never leave the browser.
 LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
+# The password of the accounts the sign-in page tests make for themselves.
+PASSWORD = "Signin-Owner-5821!"
 _reports = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
@@ -132,3 +135,29 @@ def context(browser: Browser, stack: RunningStack, request: pytest.FixtureReques
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture
+def account(stack: RunningStack) -> str:
+    """A verified account of this test's own, with PASSWORD (the seeded ones are changed by other tests)."""
+    email = f"signin-{uuid.uuid4().hex[:8]}@example.com"
+    run_manage(
+        "auth",
+        "createsuperuser",
+        "--no-input",
+        "--email",
+        email,
+        "--username",
+        f"signin{uuid.uuid4().hex[:8]}",
+        "--name",
+        "Signin Owner",
+        env={**stack.env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD},
+    )
+    return email
+
+
+def passkeys_page(stack: RunningStack) -> str:
+    """The gateway's sign-in and second factors page."""
+    # `localhost`, the development relying-party id: a browser refuses WebAuthn on an IP address.
+    port = urlsplit(stack.urls["gateway"]).port
+    return f"http://localhost:{port}/api/auth/passkeys/"

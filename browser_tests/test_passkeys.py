@@ -5,36 +5,14 @@ has a second factor, finish a password login with the passkey."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import CDPSession, Page, expect
 
-from devstack.testing.stack import RunningStack, run_manage
-
-PASSWORD = "Passkey-Owner-5821!"
-
-
-@pytest.fixture
-def account(stack: RunningStack) -> str:
-    """A verified account of this test's own (the seeded ones are changed by other tests)."""
-    email = f"passkey-{uuid.uuid4().hex[:8]}@example.com"
-    run_manage(
-        "auth",
-        "createsuperuser",
-        "--no-input",
-        "--email",
-        email,
-        "--username",
-        f"passkey{uuid.uuid4().hex[:8]}",
-        "--name",
-        "Passkey Owner",
-        env={**stack.env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD},
-    )
-    return email
+from browser_tests.conftest import PASSWORD, passkeys_page
+from devstack.testing.stack import RunningStack
 
 
 @pytest.fixture
@@ -53,12 +31,6 @@ def authenticator(page: Page) -> Iterator[tuple[CDPSession, str]]:
     added: dict[str, Any] = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})
     yield cdp, added["authenticatorId"]
     cdp.send("WebAuthn.disable")
-
-
-def passkeys_page(stack: RunningStack) -> str:
-    # `localhost`, the development relying-party id: a browser refuses WebAuthn on an IP address.
-    port = urlsplit(stack.urls["gateway"]).port
-    return f"http://localhost:{port}/api/auth/passkeys/"
 
 
 def test_a_person_registers_a_passkey_and_logs_in_with_it_alone_and_after_the_password(

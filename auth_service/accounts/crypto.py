@@ -75,10 +75,9 @@ def key_material_from_pem(*, private_pem: str, public_pem: str | None = None) ->
             raise ValueError("The public key is not a PEM public key") from exc
         if not isinstance(public, rsa.RSAPublicKey) or public.public_numbers() != public_numbers:
             raise ValueError("The public key does not belong to the private key")
-    public_only = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    key = jwk.JWK.from_pem(public_only)
+    # jwcrypto does the JWK work PyJWT has no API for: the RFC 7638 thumbprint (the kid, stable across imports of
+    # the same key) and the export of the public members only.
+    key = jwk.JWK.from_pyca(private.public_key())
     kid = key.thumbprint()
     public_jwk: dict[str, Any] = {**key.export_public(as_dict=True), "kid": kid, "use": "sig", "alg": "RS256"}
     return KeyMaterial(kid=kid, private_pem=private_pem, public_jwk=public_jwk)

@@ -99,5 +99,5 @@ def recovery_code_digests(*, user_id: str, code: str) -> Iterable[str]:
     normalized = normalize_recovery_code(code)
     if normalized is None:
         return []
-    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
     return [recovery_code_digest(user_id=user_id, code=normalized, secret=key) for key in keys]

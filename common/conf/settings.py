@@ -218,7 +218,9 @@ def cors_settings() -> dict[str, Any]:
         # optionally its own request id.
         "CORS_ALLOW_HEADERS": ("accept", "authorization", "content-type", "user-agent", "x-csrf-token", "x-request-id"),
         # Response headers a browser script may read besides the safelisted ones.
-        "CORS_EXPOSE_HEADERS": ["retry-after", "x-request-id"],
+        # x-csrf-token: login and refresh answer the new CSRF token in it, for a front end that cannot read the
+        # gateway's cookie.
+        "CORS_EXPOSE_HEADERS": ["retry-after", "x-request-id", "x-csrf-token"],
         "CORS_PREFLIGHT_MAX_AGE": env_int("CORS_PREFLIGHT_MAX_AGE", 600),
     }
 

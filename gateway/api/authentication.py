@@ -1,18 +1,16 @@
-"""Bearer access tokens: RS256 checked locally against the JWKS, then one Redis round trip that the session is live,
-is the token subject's, and is of the user's current credential epoch."""
+"""Bearer access tokens: simplejwt's stateless authentication with RS256 checked locally against the JWKS
+(access_tokens.py), then one Redis round trip that the session is live, is the token subject's, and is of the
+user's current credential epoch."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from django.conf import settings
 from django.http import HttpRequest
 from redis import Redis
@@ -20,38 +18,27 @@ from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from rest_framework import HTTP_HEADER_ENCODING
-from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
+from rest_framework_simplejwt import settings as simple_jwt
+from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import Token
 
 from common.conf.context import user_id_var
 from common.contracts.errors import ServiceUnavailable
 from common.contracts.events import ROLES
 from common.contracts.sessions import session_key, user_epoch_key
+from gateway.api import access_tokens
+from gateway.api.access_tokens import AccessToken, refusal_reason
 from gateway.api.client_tokens import ClientCaller, authenticate_client_token
 from gateway.api.cookies import ACCESS_COOKIE
 from gateway.api.csrf import CsrfProtected, request_passes_csrf
-from gateway.api.jwks import get_jwks
 
 log = logging.getLogger(__name__)
 
-ALGORITHM = "RS256"
-# RFC 9068 names the type "at+jwt"; media types are case-insensitive and may carry the "application/" prefix.
-ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
-REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "roles", "jti", "iat", "exp")
-# A token is a few hundred bytes; refusing huge headers early keeps parsing cost bounded.
-MAX_TOKEN_LENGTH = 8192
 REFUSED = "Invalid or expired access token"
-BEARER_CHALLENGE = 'Bearer realm="api"'
-
-KeyLookup = Callable[[str], RSAPublicKey | None]
-# The gateway's clock for exp/iat; a module attribute so tests can move time instead of waiting for it.
-clock: Callable[[], float] = time.time
-
-
-class InvalidAccessToken(Exception):
-    """The token is not one of ours, or no longer valid; the reason is for logs only, never for the client."""
 
 
 @dataclass(frozen=True)
@@ -69,107 +56,6 @@ class GatewayUser:
     @property
     def pk(self) -> str:
         return self.id
-
-
-def decode_access_token(
-    token: str,
-    *,
-    key_for: KeyLookup,
-    issuer: str,
-    audience: str,
-    now: float,
-    leeway: float = 0,
-) -> dict[str, Any]:
-    """Verify an access token at time `now` and return its claims, or raise InvalidAccessToken."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidAccessToken("empty or oversized token")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError as exc:
-        raise InvalidAccessToken("malformed header") from exc
-    # Checked before any key is looked up: "none", HS256-with-the-public-key and friends stop here.
-    if header.get("alg") != ALGORITHM:
-        raise InvalidAccessToken("algorithm not allowed")
-    typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
-        raise InvalidAccessToken("not an access token")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise InvalidAccessToken("no kid")
-    key = key_for(kid)
-    if key is None:
-        raise InvalidAccessToken("unknown kid")
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[ALGORITHM],
-            audience=audience,
-            issuer=issuer,
-            # exp and iat are checked below against `now` (PyJWT reads the wall clock itself).
-            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
-        )
-    except jwt.InvalidTokenError as exc:
-        raise InvalidAccessToken(type(exc).__name__) from exc
-    _check_claims(claims, now=now, leeway=leeway)
-    return claims
-
-
-# Verified tokens, so a client's repeated requests pay for the RS256 signature check once. What is remembered
-# is bound to the exact key object, issuer and audience it was verified with (a refetched or withdrawn key, or
-# other settings, mean a full check again); exp/iat are checked against the clock and the session's liveness is
-# looked up on every request. Bounded; cleared whole when full.
-_VERIFIED_MAX = 4096
-_verified: dict[str, tuple[RSAPublicKey, str, str, str, dict[str, Any]]] = {}
-
-
-def verify_access_token(
-    token: str,
-    *,
-    key_for: KeyLookup,
-    issuer: str,
-    audience: str,
-    now: float,
-    leeway: float = 0,
-) -> dict[str, Any]:
-    """`decode_access_token`, remembering tokens whose signature was already verified."""
-    hit = _verified.get(token)
-    if hit is not None:
-        key, kid, hit_issuer, hit_audience, claims = hit
-        if key_for(kid) is key and hit_issuer == issuer and hit_audience == audience:
-            _check_claims(claims, now=now, leeway=leeway)
-            return claims
-        _verified.pop(token, None)
-    claims = decode_access_token(token, key_for=key_for, issuer=issuer, audience=audience, now=now, leeway=leeway)
-    verified_kid = str(jwt.get_unverified_header(token)["kid"])
-    verified_key = key_for(verified_kid)
-    if verified_key is not None:
-        if len(_verified) >= _VERIFIED_MAX:
-            _verified.clear()
-        _verified[token] = (verified_key, verified_kid, issuer, audience, claims)
-    return claims
-
-
-def _timestamp(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _check_claims(claims: Mapping[str, Any], *, now: float, leeway: float) -> None:
-    exp, iat = _timestamp(claims.get("exp")), _timestamp(claims.get("iat"))
-    if exp is None or exp <= now - leeway:
-        raise InvalidAccessToken("expired")
-    if iat is None or iat > now + leeway:
-        raise InvalidAccessToken("issued in the future")
-    for name in ("sub", "sid", "jti"):
-        value = claims.get(name)
-        if not isinstance(value, str) or not value or len(value) > 128:
-            raise InvalidAccessToken(f"bad {name}")
-    roles = claims.get("roles")
-    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
-        raise InvalidAccessToken("bad roles")
-    epoch = claims.get("ep", 0)
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch < 2**53:
-        raise InvalidAccessToken("bad ep")
 
 
 def user_from_claims(claims: Mapping[str, Any]) -> GatewayUser:
@@ -239,78 +125,100 @@ def _session_store() -> tuple[Redis, Script]:
 
 
 def authorization_header(request: HttpRequest | Request) -> bytes:
-    """The Authorization header as bytes, as DRF's get_authorization_header gives it, read from META directly:
-    its `request.headers` re-spells the name of every header the request has, once per request, for one."""
+    """The Authorization header as bytes (b"" without one), read from META directly: DRF's `request.headers`
+    re-spells the name of every header the request has, once per request, for one."""
     header = request.META.get("HTTP_AUTHORIZATION", b"")
     if isinstance(header, str):
         header = header.encode(HTTP_HEADER_ENCODING)  # the test client's str
     return header  # type: ignore[no-any-return]
 
 
-def authenticate_request(request: HttpRequest) -> tuple[GatewayUser | ClientCaller, dict[str, Any]] | None:
-    """`Authorization: Bearer <access token>`; no header means anonymous, a bad token means 401.
+def is_bearer(header: bytes) -> bool:
+    """Whether an Authorization header names the Bearer scheme (case-insensitive, as RFC 9110 has it)."""
+    parts = header.split(None, 1)
+    return bool(parts) and parts[0].lower() == b"bearer"
 
-    Without any Authorization header, the browsable API's `access` cookie (BROWSABLE_API) is read instead and
-    passes exactly the same checks; a cookie-authenticated unsafe request must also pass the CSRF check, here.
-    Takes a Django request or DRF's wrapper of one: the DRF views and the lean routes (fastlane.py) both call it.
-    """
-    header = authorization_header(request)
-    if not header:
-        return _authenticate_cookie(request) if settings.BROWSABLE_API else None
-    parts = header.split()
-    if not parts or parts[0].lower() != b"bearer":
-        return None
-    if len(parts) != 2:
-        raise AuthenticationFailed(REFUSED, code="invalid_token")
+
+def _text(raw_token: bytes) -> str:
     try:
-        token = parts[1].decode("ascii")
+        return raw_token.decode("ascii")
     except UnicodeDecodeError:
         log.info("access token refused", extra={"reason": "not ascii"})
         raise AuthenticationFailed(REFUSED, code="invalid_token") from None
-    # A service account's token (client credentials, no session) has a path of its own.
-    return authenticate_client_token(token, now=clock()) or _authenticate_token(token)
 
 
-def _authenticate_token(token: str) -> tuple[GatewayUser, dict[str, Any]]:
-    try:
-        claims = verify_access_token(
-            token,
-            key_for=get_jwks().key,
-            issuer=settings.JWT_ISSUER,
-            audience=settings.JWT_AUDIENCE,
-            now=clock(),
-            leeway=settings.JWT_LEEWAY_SECONDS,
-        )
-    except InvalidAccessToken as exc:
-        log.info("access token refused", extra={"reason": str(exc)})
-        raise AuthenticationFailed(REFUSED, code="invalid_token") from None
-    user = user_from_claims(claims)
-    liveness = session_liveness(user)
-    if liveness != LIVE:
-        log.info("access token refused", extra={"reason": liveness, "user_id": user.id})
+class AccessTokenAuthentication(JWTStatelessUserAuthentication):
+    """simplejwt's stateless authentication: `Authorization: Bearer <access token>` verified by the AUTH_TOKEN_CLASSES
+    of SIMPLE_JWT (gateway/api/access_tokens.py), then one Redis round trip that the session is live.
+
+    No header means anonymous; a bad token, or one of an ended session, means 401 with one message whatever the
+    reason (logged). Without any Authorization header, the browsable API's `access` cookie (BROWSABLE_API) is read
+    instead and passes exactly the same checks; a cookie-authenticated unsafe request must also pass the CSRF check,
+    here. Takes a Django request or DRF's wrapper of one: the DRF views and the lean routes (fastlane.py) both call it.
+    """
+
+    www_authenticate_realm = "api"
+
+    def __init__(self) -> None:
+        # Not JWTAuthentication's: it looks up the user model, and the gateway has no user table (stateless user).
+        pass
+
+    def authenticate(  # type: ignore[override]
+        self, request: Request | HttpRequest
+    ) -> tuple[GatewayUser, AccessToken] | tuple[ClientCaller, dict[str, Any]] | None:
+        header = self.get_header(request)
+        if not header:
+            return self._authenticate_cookie(request) if settings.BROWSABLE_API else None
+        raw_token = self.get_raw_token(header)
+        if raw_token is None:
+            return None
+        # A service account's token (client credentials, no session) has a path of its own (client_tokens.py).
+        client = authenticate_client_token(_text(raw_token), now=access_tokens.clock())
+        return client or self._authenticate_token(raw_token)
+
+    def get_header(self, request: Request | HttpRequest) -> bytes:  # type: ignore[override]
+        return authorization_header(request)
+
+    def get_raw_token(self, header: bytes) -> bytes | None:
+        if not is_bearer(header):
+            return None
+        parts = header.split()
+        if len(parts) != 2:
+            raise AuthenticationFailed(REFUSED, code="invalid_token")
+        return parts[1]
+
+    def get_validated_token(self, raw_token: bytes) -> AccessToken:  # type: ignore[override]
+        token = _text(raw_token)
+        reasons = []
+        for token_class in simple_jwt.api_settings.AUTH_TOKEN_CLASSES:
+            try:
+                return token_class(token)  # type: ignore[no-any-return]
+            except TokenError as exc:
+                reasons.append(refusal_reason(exc))
+        log.info("access token refused", extra={"reason": "; ".join(reasons)})
         raise AuthenticationFailed(REFUSED, code="invalid_token")
-    user_id_var.set(user.id)
-    return user, claims
 
+    def get_user(self, validated_token: Token) -> GatewayUser:  # type: ignore[override]
+        return user_from_claims(validated_token.payload)
 
-def _authenticate_cookie(request: HttpRequest) -> tuple[GatewayUser, dict[str, Any]] | None:
-    token = request.COOKIES.get(ACCESS_COOKIE)
-    if not token:
-        return None
-    # A refused or revoked token in the cookie is a 401, as in a header (never a quiet fall back to anonymous).
-    authenticated = _authenticate_token(token)
-    # A browser attaches the cookie to whatever it sends, so an unsafe request must also prove it comes from
-    # our own page (double submit): enforced here for every view, not only for those listing CsrfProtected.
-    if request.method not in SAFE_METHODS and not request_passes_csrf(request, sid=authenticated[0].sid):
-        raise PermissionDenied(CsrfProtected.message, code=CsrfProtected.code)
-    return authenticated
+    def _authenticate_token(self, raw_token: bytes) -> tuple[GatewayUser, AccessToken]:
+        token = self.get_validated_token(raw_token)
+        user = self.get_user(token)
+        liveness = session_liveness(user)
+        if liveness != LIVE:
+            log.info("access token refused", extra={"reason": liveness, "user_id": user.id})
+            raise AuthenticationFailed(REFUSED, code="invalid_token")
+        user_id_var.set(user.id)
+        return user, token
 
-
-class AccessTokenAuthentication(BaseAuthentication):
-    """DRF's face of `authenticate_request`."""
-
-    def authenticate(self, request: Request) -> tuple[GatewayUser | ClientCaller, dict[str, Any]] | None:
-        return authenticate_request(request)  # type: ignore[arg-type]  # a Request proxies its HttpRequest
-
-    def authenticate_header(self, request: Request | None) -> str:
-        return BEARER_CHALLENGE
+    def _authenticate_cookie(self, request: Request | HttpRequest) -> tuple[GatewayUser, AccessToken] | None:
+        token = request.COOKIES.get(ACCESS_COOKIE)
+        if not token:
+            return None
+        # A refused or revoked token in the cookie is a 401, as in a header (never a quiet fall back to anonymous).
+        authenticated = self._authenticate_token(token.encode())
+        # A browser attaches the cookie to whatever it sends, so an unsafe request must also prove it comes from
+        # our own page (double submit): enforced here for every view, not only for those listing CsrfProtected.
+        if request.method not in SAFE_METHODS and not request_passes_csrf(request, sid=authenticated[0].sid):  # type: ignore[arg-type]
+            raise PermissionDenied(CsrfProtected.message, code=CsrfProtected.code)
+        return authenticated

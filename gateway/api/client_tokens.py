@@ -1,7 +1,8 @@
 """Service accounts' access tokens (OAuth 2.0 client credentials, SPEC §2c) at the gateway.
 
 A client token is an RS256 access token of ours with `client_id` and `scope` and no session (`sid`) nor roles. It
-is checked as strictly as a user's (pinned algorithm, `typ`, `kid` from the JWKS, `iss`, `aud`, `exp`, `iat`) and
+is checked as strictly as a user's, by the same simplejwt token backend (pinned algorithm, `typ`, `kid` from the
+JWKS, `iss`, `aud`; access_tokens.py), then its own claims (`exp`, `iat`, `client_id`, `scope`, `cep`) and
 then, in one Redis round trip, against the client's liveness marker written by the auth service: disabling the
 client or rotating its secret refuses its tokens at once. A route admits such a caller only if it names a scope
 the token holds (`Route.scope`, checked by the permissions); every other route answers 403.
@@ -20,21 +21,19 @@ from typing import Any
 
 import jwt
 import orjson
-from django.conf import settings
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import TokenBackendError
 
 from common.contracts.errors import ServiceUnavailable
 from common.contracts.oauth import client_key
-from gateway.api import jwks
+from gateway.api.access_tokens import MAX_TOKEN_LENGTH, refusal_reason, token_backend
 
 log = logging.getLogger(__name__)
 
-ALGORITHM = "RS256"
-ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "client_id", "scope", "cep", "jti", "iat", "exp")
-MAX_TOKEN_LENGTH = 8192
+_REQUIRED = frozenset(REQUIRED_CLAIMS)
 REFUSED = "Invalid or expired access token"
 
 
@@ -72,24 +71,18 @@ def _int(value: Any) -> int | None:
 
 def _verified_claims(token: str, *, now: float) -> dict[str, Any]:
     """The token's claims once signature, header and claims check out; AuthenticationFailed otherwise."""
+    backend = token_backend()
     try:
-        header = jwt.get_unverified_header(token)
-        typ, kid = header.get("typ"), header.get("kid")
-        if header.get("alg") != ALGORITHM or not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
-            raise jwt.InvalidTokenError("algorithm or type")
-        key = jwks.get_jwks().key(kid) if isinstance(kid, str) and kid else None
-        if key is None:
-            raise jwt.InvalidTokenError("unknown kid")
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=[ALGORITHM],
-            audience=settings.JWT_AUDIENCE,
-            issuer=settings.JWT_ISSUER,
-            leeway=settings.JWT_LEEWAY_SECONDS,
-            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
-        )
-        _check_claims(claims, now=now, leeway=float(settings.JWT_LEEWAY_SECONDS))
+        # simplejwt's backend of the SIMPLE_JWT settings, as for a user's token: pinned algorithm, `typ`, `kid`
+        # from the JWKS, signature, `iss`, `aud`, `exp` (and its memo of verified tokens).
+        claims = backend.decode(token)
+        missing = _REQUIRED - claims.keys()
+        if missing:
+            raise jwt.InvalidTokenError(f"missing {', '.join(sorted(missing))}")
+        _check_claims(claims, now=now, leeway=backend.leeway_seconds)
+    except TokenBackendError as exc:
+        log.info("client token refused", extra={"reason": refusal_reason(exc)})
+        raise AuthenticationFailed(REFUSED, code="invalid_token") from None
     except jwt.InvalidTokenError as exc:
         log.info("client token refused", extra={"reason": str(exc) or type(exc).__name__})
         raise AuthenticationFailed(REFUSED, code="invalid_token") from None

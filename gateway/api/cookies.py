@@ -13,7 +13,7 @@ from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from gateway.api.csrf import clear_csrf_cookie, new_csrf_token, set_csrf_cookie
+from gateway.api.csrf import CSRF_HEADER, clear_csrf_cookie, new_csrf_token, set_csrf_cookie
 from gateway.api.refresh_cookie import (
     REFRESH_COOKIE,
     SIGNING_SALT,
@@ -51,9 +51,15 @@ def refresh_max_age(expires_at: Any, *, now: float | None = None) -> int:
 
 
 def set_auth_cookies(response: HttpResponse, *, refresh_token: str, expires_at: Any) -> None:
-    """A new refresh cookie and a new CSRF token bound to its session, both living as long as the session family."""
+    """A new refresh cookie and a new CSRF token bound to its session, both living as long as the session family.
+
+    The CSRF token is also answered in the `x-csrf-token` header: a front end on another origin listed in
+    CORS_ALLOWED_ORIGINS (which may read this header, and nothing else may) cannot read the gateway's host-only
+    cookie, and echoes the header's value instead."""
     max_age = refresh_max_age(expires_at)
-    set_csrf_cookie(response, new_csrf_token(refresh_token_session(refresh_token)), max_age=max_age)
+    csrf = new_csrf_token(refresh_token_session(refresh_token))
+    set_csrf_cookie(response, csrf, max_age=max_age)
+    response[CSRF_HEADER] = csrf  # answered under the name it is echoed in
     response.set_signed_cookie(
         REFRESH_COOKIE,
         refresh_token,

@@ -7,8 +7,8 @@ gateway.wsgi, `LeanFront` answers them before Django's handler, calling the same
 would; `LeanRoutesMiddleware`, the innermost middleware, answers them inside Django's handler (the test client,
 or whenever the front steps aside).
 
-Both paths are built from the same declaration and call the same code: `authenticate_request` (token, JWKS,
-session liveness), the route's permission and throttle classes, `views.serve` (validation, forwarding, the
+Both paths are built from the same declaration and call the same code: the view's authentication classes
+(simplejwt's, gateway/api/authentication.py: token, JWKS, session liveness), the route's permission and throttle classes, `views.serve` (validation, forwarding, the
 answer), the DRF exception handler (the error envelope and status mapping), the view's response headers (Allow,
 Vary), `default_cache_control` and the first renderer of the settings. Anything else takes the DRF path
 unchanged: other methods (HEAD and OPTIONS too), another Accept (the browsable API), `?format=`, no bearer
@@ -50,7 +50,7 @@ from common.api.middleware import access_log, in_request_context
 from common.conf.context import accept_request_id, request_id_var, user_id_var
 from common.contracts.envelope import REQUEST_ID_HEADER
 from gateway.api import jwks
-from gateway.api.authentication import authenticate_request, authorization_header
+from gateway.api.authentication import AccessTokenAuthentication, is_bearer
 from gateway.api.routing import table
 from gateway.api.views import RouteView, default_cache_control, serve
 
@@ -70,7 +70,7 @@ class LeanRoute:
 
     view: RouteView  # set up for a GET: what the permission and throttle classes are given as the view
     body: Body
-    authenticates: bool
+    authenticators: tuple[AccessTokenAuthentication, ...]
     permissions: tuple[type[BasePermission], ...]
     throttles: tuple[type[BaseThrottle], ...]
     renderer: BaseRenderer
@@ -87,13 +87,13 @@ class LeanRoute:
 
     def _run(self, request: HttpRequest, kwargs: dict[str, Any]) -> Response:
         # APIView.initial: authentication, then permissions, then throttles.
-        authenticated = authenticate_request(request) if self.authenticates else None
+        authenticated = self._authenticate(request)
         # As DRF's Request does, the user is set on the Django request too (forward() reads it for the agent).
         request.user = authenticated[0] if authenticated else None  # type: ignore[assignment,attr-defined]
         for permission_class in self.permissions:
             permission = permission_class()
             if not permission.has_permission(request, self.view):  # type: ignore[arg-type]
-                if self.authenticates and authenticated is None:
+                if self.authenticators and authenticated is None:
                     raise exceptions.NotAuthenticated()
                 raise exceptions.PermissionDenied(
                     detail=getattr(permission, "message", None), code=getattr(permission, "code", None)
@@ -106,6 +106,14 @@ class LeanRoute:
         if waits:
             raise exceptions.Throttled(max((wait for wait in waits if wait is not None), default=None))
         return self.body(request, kwargs)
+
+    def _authenticate(self, request: HttpRequest) -> tuple[Any, Any] | None:
+        # Request._authenticate: the first authenticator that answers (they are stateless, made once).
+        for authenticator in self.authenticators:
+            authenticated = authenticator.authenticate(request)
+            if authenticated is not None:
+                return authenticated
+        return None
 
     def _handle_exception(self, exc: Exception, request: HttpRequest, kwargs: dict[str, Any]) -> Response:
         # APIView.handle_exception: 401 with the authenticator's challenge, the envelope from the handler.
@@ -159,10 +167,12 @@ def lean_route(view_class: type[RouteView]) -> LeanRoute | None:
     headers = dict(view.default_response_headers)
     vary = headers.pop("Vary", None)
     authenticators = view.get_authenticators()
+    if not all(isinstance(authenticator, AccessTokenAuthentication) for authenticator in authenticators):
+        return None  # another authentication class: DRF runs it
     return LeanRoute(
         view=view,
         body=partial(serve, route),
-        authenticates=bool(authenticators),
+        authenticators=tuple(authenticators),  # type: ignore[arg-type]  # checked above
         permissions=route.permissions,
         throttles=route.access.throttles,
         renderer=renderers[0](),
@@ -172,10 +182,8 @@ def lean_route(view_class: type[RouteView]) -> LeanRoute | None:
     )
 
 
-def _has_bearer_header(request: HttpRequest) -> bool:
-    # Split as authenticate_request splits it (bytes, ASCII blanks).
-    parts = authorization_header(request).split(None, 1)
-    return bool(parts) and parts[0].lower() == b"bearer"
+def _has_bearer_header(route: LeanRoute, request: HttpRequest) -> bool:
+    return is_bearer(route.authenticators[0].get_header(request))
 
 
 # The lean route of each route view (worked out once: it depends on the declaration and the DRF settings only).
@@ -201,7 +209,7 @@ def lean_match(request: HttpRequest) -> tuple[LeanRoute, dict[str, Any]] | None:
     route = _lean_route(view_class) if view_class is not None else None
     if route is None or api_settings.URL_FORMAT_OVERRIDE in request.GET:
         return None
-    if route.authenticates and not _has_bearer_header(request):
+    if route.authenticators and not _has_bearer_header(route, request):
         return None
     return route, dict(kwargs)
 

@@ -2,8 +2,8 @@
 
 A browser's credential (`PublicKeyCredential.toJSON()`) arrives as the body itself, with `name` (registration) or
 `mfaToken` (a second factor) beside its own properties; its nested `response` is checked for size and shape only:
-the auth service verifies it. The page (`/api/auth/passkeys/`) is plain HTML whose script is a static file, within
-the gateway's Content-Security-Policy.
+the auth service verifies it. The sign-in and second factors page (`/api/auth/passkeys/`, TOTP as well) is plain
+HTML whose scripts are static files, within the gateway's Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def login_options(call: Call) -> Any:
 
 
 def passkeys_page(request: HttpRequest) -> HttpResponse:
-    """The page a person uses: password login, passkey registration and list, passkey login (passwordless or as
-    a second factor), logout."""
+    """The sign-in and second factors page a person uses: password login (finished with the authenticator app's
+    code, a recovery code or a passkey when the account has a second factor), passwordless passkey login, the
+    authenticator app's setup with its recovery codes shown once, passkey registration and list, logout."""
     context = {"config": {"csrfCookie": csrf_cookie_name(), "csrfHeader": CSRF_HEADER}}
     response = render(request, "gateway_api/passkeys.html", context)
     response["Cache-Control"] = "no-store"

@@ -11,6 +11,8 @@ DATABASES: dict[str, dict[str, object]] = {}
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
+    # Imported by simplejwt (its stateless TokenUser); no table is ever read: the gateway has no database.
+    "django.contrib.auth",
     "django.contrib.staticfiles",
     # Before the libraries: its templates override theirs (the docs UI page without inline style).
     "gateway.api",
@@ -143,6 +145,21 @@ JWKS_REFETCH_INTERVAL_SECONDS = env_int("JWKS_REFETCH_INTERVAL_SECONDS", 30)
 JWKS_FETCH_TIMEOUT_SECONDS = env_float("JWKS_FETCH_TIMEOUT_SECONDS", 2.0)
 # Clock skew tolerated between the auth service (issuer) and the gateway when checking exp/iat.
 JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 5)
+# The bearer authentication is simplejwt's (gateway/api/access_tokens.py), with the values the auth service signs
+# with. Keys come from the JWKS cache above (not JWK_URL); the type is the `typ: at+jwt` header (RFC 9068), so no
+# type claim; `sub` is the user id.
+SIMPLE_JWT = {
+    "ALGORITHM": "RS256",
+    # Set by token_settings() above (the names the auth service signs with), read back from this module's globals.
+    "ISSUER": globals()["JWT_ISSUER"],
+    "AUDIENCE": globals()["JWT_AUDIENCE"],
+    "LEEWAY": JWT_LEEWAY_SECONDS,
+    "USER_ID_CLAIM": "sub",
+    "TOKEN_TYPE_CLAIM": None,
+    "JTI_CLAIM": "jti",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "AUTH_TOKEN_CLASSES": ("gateway.api.access_tokens.AccessToken",),
+}
 
 # Throttles: "<limit>/<window>" per scope and key kind (ip: a client's IPv4 address or IPv6 /64; account; or
 # account-source: one account as seen from one client); windows take s, m, h or d with a count. The development

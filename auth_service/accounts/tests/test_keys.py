@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import json
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +19,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from auth_service.accounts.crypto import new_rsa_key
 from auth_service.accounts.models import SigningKey
 from auth_service.accounts.services import housekeeping, signing_keys
 from auth_service.accounts.tests.conftest import AuthApi
@@ -166,3 +170,17 @@ def test_two_processes_creating_the_first_key_at_once_make_exactly_one() -> None
 
     assert len(set(kids)) == 1
     assert sorted(states().values()) == ["active", "next"]
+
+
+def test_the_kid_is_the_rfc7638_thumbprint_and_only_public_members_are_published() -> None:
+    material = new_rsa_key()
+    jwk = material.public_jwk
+    # RFC 7638 §3: SHA-256 over the required members in lexicographic order, no whitespace, base64url.
+    canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True)
+    thumbprint = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    assert material.kid == jwk["kid"] == thumbprint
+    assert set(jwk) == {"kty", "kid", "use", "alg", "n", "e"}
+    private = serialization.load_pem_private_key(material.private_pem.encode(), password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    signed = jwt.encode({"sub": "u"}, private, algorithm="RS256")
+    assert jwt.decode(signed, jwt.PyJWK(jwk).key, algorithms=["RS256"]) == {"sub": "u"}

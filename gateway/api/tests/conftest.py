@@ -10,7 +10,7 @@ from django_redis import get_redis_connection
 
 from common.contracts.sessions import session_key
 from devstack.testing.stack import RunningStack
-from gateway.api import authentication
+from gateway.api import access_tokens
 from gateway.api.tests.e2e import Account, Api, logged_in, registered, seeded
 from gateway.api.tests.live import serving
 from gateway.api.tests.tokens import TEST_SUBJECT, Signer
@@ -24,7 +24,7 @@ def signer() -> Signer:
 @pytest.fixture
 def trusted(signer: Signer, monkeypatch: pytest.MonkeyPatch) -> Signer:
     """The gateway trusts `signer`'s key as if the auth service published it."""
-    return signer.trusted_by(authentication, monkeypatch)
+    return signer.trusted_by(access_tokens, monkeypatch)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""decode_access_token against forged and broken tokens: every one is refused, only the genuine one passes."""
+"""simplejwt's token class of the gateway against forged and broken tokens: every one is refused, only the genuine
+one passes; and the SIMPLE_JWT settings it is built from."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from typing import Any
 import jwt
 import pytest
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework_simplejwt.exceptions import TokenError
 
-from gateway.api.authentication import InvalidAccessToken, decode_access_token
+from gateway.api import access_tokens
+from gateway.api.access_tokens import AccessToken, JwksTokenBackend, token_backend
 from gateway.api.jwks import JwksCache
 from gateway.api.tests.tokens import (
     Signer,
     access_claims,
     hs256_token,
     public_pem_from_jwk,
+    simple_jwt,
     unsigned_token,
     with_payload,
 )
@@ -28,14 +33,11 @@ def genuine() -> Signer:
 
 def decode(token: str, genuine: Signer, *, now: float | None = None) -> dict[str, Any]:
     cache = JwksCache(fetch=lambda: {"keys": [genuine.jwk()]})
-    return decode_access_token(
-        token,
-        key_for=cache.key,
-        issuer=settings.JWT_ISSUER,
-        audience=settings.JWT_AUDIENCE,
-        now=time.time() if now is None else now,
-        leeway=5,
-    )
+    backend = JwksTokenBackend(issuer=settings.JWT_ISSUER, audience=settings.JWT_AUDIENCE, leeway=5, key_for=cache.key)
+    token_class = type("TrustingGenuine", (AccessToken,), {"_token_backend": backend})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(access_tokens, "clock", (lambda: now) if now is not None else time.time)
+        return token_class(token).payload
 
 
 def test_genuine_token_passes(genuine: Signer) -> None:
@@ -100,7 +102,7 @@ def forged(genuine: Signer) -> dict[str, str]:
     ],
 )  # fmt: skip
 def test_forged_or_broken_token_is_refused(genuine: Signer, forged: dict[str, str], case: str) -> None:
-    with pytest.raises(InvalidAccessToken):
+    with pytest.raises(TokenError):
         decode(forged[case], genuine)
 
 
@@ -108,5 +110,54 @@ def test_expiry_allows_only_the_configured_leeway(genuine: Signer) -> None:
     now = time.time()
     token = genuine.token(iat=int(now) - 100, exp=int(now) - 3)
     assert decode(token, genuine, now=now)
-    with pytest.raises(InvalidAccessToken):
+    with pytest.raises(TokenError):
         decode(token, genuine, now=now + 3)
+
+
+def test_the_backend_follows_the_simple_jwt_settings() -> None:
+    backend = token_backend()
+    assert token_backend() is backend  # built once: its verified tokens and key lookups are kept
+    assert (backend.algorithm, backend.issuer, backend.audience) == (
+        "RS256",
+        settings.JWT_ISSUER,
+        settings.JWT_AUDIENCE,
+    )
+    assert backend.leeway_seconds == settings.JWT_LEEWAY_SECONDS
+    with simple_jwt(ISSUER="https://issuer.example", LEEWAY=1):
+        other = token_backend()
+        assert (other.issuer, other.leeway_seconds) == ("https://issuer.example", 1)
+    assert token_backend() is not other
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"ALGORITHM": "HS256"},
+        {"ALGORITHM": "RS512"},
+        {"JWK_URL": "https://auth.example/jwks.json"},
+        {"VERIFYING_KEY": "-----BEGIN PUBLIC KEY-----"},
+        {"USER_ID_CLAIM": "user_id"},
+        {"TOKEN_TYPE_CLAIM": "token_type"},
+        {"ISSUER": None},
+        {"AUDIENCE": ""},
+    ],
+)
+def test_settings_that_would_weaken_or_bypass_the_checks_are_refused(changes: dict[str, Any]) -> None:
+    with simple_jwt(**changes), pytest.raises(ImproperlyConfigured):
+        token_backend()
+
+
+def test_a_verified_token_is_verified_again_when_its_key_changes(genuine: Signer) -> None:
+    keys = {"current": JwksCache(fetch=lambda: {"keys": [genuine.jwk()]})}
+    backend = JwksTokenBackend(
+        issuer=settings.JWT_ISSUER,
+        audience=settings.JWT_AUDIENCE,
+        leeway=5,
+        key_for=lambda kid: keys["current"].key(kid),
+    )
+    token = genuine.token()
+    assert backend.decode(token) is backend.decode(token)  # the second answer is the remembered one
+    # The same kid now names another key (a forged set would, too): the remembered answer is not used.
+    keys["current"] = JwksCache(fetch=lambda: {"keys": [Signer(kid=genuine.kid).jwk()]})
+    with pytest.raises(Exception, match="Token is invalid"):
+        backend.decode(token)

@@ -10,8 +10,8 @@ from django.test import Client, override_settings
 
 from common.conf.logging import set_service_log_level
 from devstack.testing.envelopes import envelope
-from gateway.api import authentication
-from gateway.api.tests.tokens import UNREACHABLE_REDIS, Signer
+from gateway.api import access_tokens, authentication
+from gateway.api.tests.tokens import UNREACHABLE_REDIS, Signer, simple_jwt
 
 LOG_LEVEL = "/api/admin/log-level?service=gateway"
 
@@ -78,15 +78,15 @@ def test_token_expires_by_the_gateway_clock(
     trusted: Signer, live_session: Callable[[], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = trusted.token(sid=live_session(), roles=["sys_admin"])
-    monkeypatch.setattr(authentication, "clock", lambda: time.time() + 1000)
+    monkeypatch.setattr(access_tokens, "clock", lambda: time.time() + 1000)
     assert Client().get(LOG_LEVEL, headers=bearer(token)).status_code == 401
 
 
 def test_wrong_issuer_or_audience_configured_is_401(trusted: Signer, live_session: Callable[[], str]) -> None:
     token = trusted.token(sid=live_session(), roles=["sys_admin"])
-    with override_settings(JWT_ISSUER="someone-else"):
+    with simple_jwt(ISSUER="someone-else"):
         assert Client().get(LOG_LEVEL, headers=bearer(token)).status_code == 401
-    with override_settings(JWT_AUDIENCE="another-api"):
+    with simple_jwt(AUDIENCE="another-api"):
         assert Client().get(LOG_LEVEL, headers=bearer(token)).status_code == 401
 
 

@@ -87,3 +87,20 @@ def test_forged_and_stale_client_tokens_answer_alike(
         answer = paths.same("/api/user?limit=1", lean=True, headers=bearer(token))
         assert status_of(answer) == expected.get(name, 401), name
         paths.same(f"/api/user/{uuid.uuid4()}", lean=True, headers=bearer(token))
+
+
+def test_client_tokens_are_checked_by_the_simple_jwt_backend(client_trusted: Signer, live_client: str) -> None:
+    from rest_framework.exceptions import AuthenticationFailed
+
+    from gateway.api.client_tokens import ClientCaller, authenticate_client_token
+    from gateway.api.tests.tokens import simple_jwt
+
+    token = client_trusted.token(**client_claims(live_client))
+    authenticated = authenticate_client_token(token, now=time.time())
+    assert authenticated is not None
+    assert authenticated[0] == ClientCaller(client_id=live_client, scopes=frozenset({"users:read"}), epoch=4)
+    for changes in ({"AUDIENCE": "another-api"}, {"ISSUER": "https://issuer.example"}):
+        with simple_jwt(**changes), pytest.raises(AuthenticationFailed):
+            authenticate_client_token(token, now=time.time())
+    with pytest.raises(AuthenticationFailed):
+        authenticate_client_token(client_trusted.token(**client_claims(live_client, jti=None)), now=time.time())

@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.test import Client, override_settings
 
 from devstack.testing.stack import RunningStack
+from gateway.api.csrf import csrf_cookie_name
 from gateway.api.tests.e2e import Api, random_ip, seeded
 
 ALLOWED = "https://app.example"
@@ -79,7 +80,7 @@ def test_an_actual_post_and_get_from_an_allowed_origin_carry_the_header(services
         assert response.status_code == 200
         assert response["Access-Control-Allow-Origin"] == ALLOWED
         assert response["Access-Control-Allow-Credentials"] == "true"
-        assert response["Access-Control-Expose-Headers"] == "retry-after, x-request-id"
+        assert response["Access-Control-Expose-Headers"] == "retry-after, x-request-id, x-csrf-token"
     assert refused.status_code == 200  # CORS is the browser's to enforce; the answer just lacks the grant
     assert not refused.has_header("Access-Control-Allow-Origin")
 
@@ -89,3 +90,31 @@ def test_the_health_probes_are_outside_cors() -> None:
 
     assert response.status_code == 200
     assert not response.has_header("Access-Control-Allow-Origin")
+
+
+def test_a_front_end_on_another_origin_refreshes_with_the_csrf_token_of_the_header(services: RunningStack) -> None:
+    """It cannot read the gateway's CSRF cookie: login and refresh answer the token in `x-csrf-token` (exposed to
+    listed origins only), and echoing it passes the CSRF check."""
+    api = Api()
+    account = seeded("user")
+    login = api.post(
+        "/api/login", {"slug": account.email, "password": account.password}, bearer=False, headers={"Origin": ALLOWED}
+    )
+    token = login["x-csrf-token"]
+    cookie = api.client.cookies[csrf_cookie_name()].value
+
+    def refresh(csrf: str) -> HttpResponse:
+        return api.client.post(
+            "/api/auth/revalidate-credentials",
+            {},
+            content_type="application/json",
+            headers={"Origin": ALLOWED, "x-csrf-token": csrf},
+        )
+
+    forged = refresh("x.y.z")
+    refreshed = refresh(token)
+
+    assert token and token == cookie
+    assert refreshed.status_code == 200, refreshed.content
+    assert refreshed["x-csrf-token"] and refreshed["x-csrf-token"] != token  # a new session token, a new CSRF token
+    assert forged.status_code == 403

@@ -6,15 +6,15 @@ import time
 
 import jwt
 import pytest
-from django.test import override_settings
 
 from devstack.testing.stack import RunningStack
-from gateway.api import authentication
+from gateway.api import access_tokens
 from gateway.api.tests.e2e import CSRF_COOKIE, REFRESH_COOKIE, Account, Api
 from gateway.api.tests.tokens import (
     Signer,
     hs256_token,
     public_pem_from_jwk,
+    simple_jwt,
     unsigned_token,
     unverified_claims,
     with_payload,
@@ -79,19 +79,19 @@ def test_foreign_rs256_key_with_the_real_kid(victim: Api, published_jwk: dict[st
 
 def test_expired(victim: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     exp = unverified_claims(victim.access_token or "")["exp"]
-    monkeypatch.setattr(authentication, "clock", lambda: exp + 60.0)
+    monkeypatch.setattr(access_tokens, "clock", lambda: exp + 60.0)
     assert victim.get(PROTECTED).status_code == 401
-    monkeypatch.setattr(authentication, "clock", time.time)
+    monkeypatch.setattr(access_tokens, "clock", time.time)
     assert victim.get(PROTECTED).status_code == 200
 
 
 def test_wrong_issuer(victim: Api) -> None:
-    with override_settings(JWT_ISSUER="https://issuer.example"):
+    with simple_jwt(ISSUER="https://issuer.example"):
         assert victim.get(PROTECTED).status_code == 401
 
 
 def test_wrong_audience(victim: Api) -> None:
-    with override_settings(JWT_AUDIENCE="another-api"):
+    with simple_jwt(AUDIENCE="another-api"):
         assert victim.get(PROTECTED).status_code == 401
 
 

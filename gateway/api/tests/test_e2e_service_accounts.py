@@ -8,9 +8,11 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from django.conf import settings
 from django.http import HttpResponse
 from django.test import Client, override_settings
 
+from authmesh_client import ServiceTokenClient, ServiceTokenError, TokenVerifier
 from devstack.testing.stack import RunningStack
 from gateway.api.tests.e2e import Api, random_ip
 from gateway.api.tests.tokens import unverified_claims
@@ -184,3 +186,27 @@ def test_token_requests_are_throttled_per_client_and_per_ip(reader: ServiceAccou
             response = token_request("grant_type=client_credentials", authorization=basic(uuid.uuid4().hex, "x"), ip=ip)
             assert response.status_code == 401
         assert token_request("grant_type=client_credentials", ip=ip).status_code == 429
+
+
+def test_a_users_service_obtains_a_token_and_verifies_it_with_authmesh_client(
+    stack: RunningStack, live_gateway: str
+) -> None:
+    """What another service of the user's does: a client-credentials token from the discovered token endpoint
+    (cached), verified from the discovered key set, used on a user read."""
+    account = create_client(stack, "users:read", name="billing")
+    with override_settings(GATEWAY_PUBLIC_URL=live_gateway):
+        discovery = f"{live_gateway}/.well-known/openid-configuration"
+        tokens = ServiceTokenClient(discovery, account.client_id, account.secret, scope="users:read")
+        verifier = TokenVerifier(discovery, audience=settings.JWT_AUDIENCE)
+
+        token = tokens.token()
+        claims = verifier.verify(token)
+        again = tokens.token()
+        with pytest.raises(ServiceTokenError) as refused:
+            ServiceTokenClient(discovery, account.client_id, "not-the-secret").token()
+
+    assert again == token  # cached until shortly before it expires
+    assert (claims["sub"], claims["client_id"], claims["scope"]) == (account.client_id, account.client_id, "users:read")
+    assert "sid" not in claims and "roles" not in claims
+    assert client_api(token).get("/api/user").status_code == 200
+    assert refused.value.error == "invalid_client"

@@ -1,6 +1,6 @@
 """The passkey routes at the gateway: the browser's nested credential JSON is accepted and forwarded under its own
 key, unknown top-level properties and oversized parts are refused before anything is forwarded, the passkey login
-sets the tokens as the password login does, and the passkeys page is served within the CSP."""
+sets the tokens as the password login does, and the sign-in page (passkeys and TOTP) is served within the CSP."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.test import Client, override_settings
 
 from common.contracts import subjects
@@ -18,6 +19,8 @@ from gateway.api.csrf import new_csrf_token
 from gateway.api.passkeys import MAX_CREDENTIAL_PART_BYTES
 from gateway.api.tests.tokens import TEST_SUBJECT, Signer
 
+# The sign-in page's scripts, in their order: the API and its config first, the page's own script last.
+PAGE_SCRIPTS = ("signin-api", "webauthn-json", "second-factors", "passkeys")
 PASSKEY = {"id": str(uuid.uuid4()), "name": "Laptop", "createdAt": "2026-01-01T00:00:00.000Z", "lastUsedAt": None}
 TOKENS = {
     "accessToken": "access.token.value",
@@ -135,7 +138,10 @@ def test_a_passkey_login_sets_the_tokens_as_a_password_login_does(received: list
     assert request.data["credential"]["response"]["signature"] == "c2ln"
 
 
-@pytest.mark.parametrize(("body", "forwarded"), [({}, {}), ({"slug": "  "}, {}), ({"slug": " ada "}, {"slug": "ada"})])
+@pytest.mark.parametrize(
+    ("body", "forwarded"),
+    [({}, {"slug": None}), ({"slug": "  "}, {"slug": None}), ({"slug": " ada "}, {"slug": "ada"})],
+)
 def test_login_options_forward_a_slug_only_when_one_is_given(
     received: list[Request], body: dict[str, Any], forwarded: dict[str, Any]
 ) -> None:
@@ -145,7 +151,7 @@ def test_login_options_forward_a_slug_only_when_one_is_given(
     assert received[0].data == forwarded
 
 
-def test_the_passkeys_page_is_html_with_its_script_as_a_static_file() -> None:
+def test_the_passkeys_page_is_html_with_its_scripts_as_static_files() -> None:
     response = Client().get("/api/auth/passkeys/")
 
     assert response.status_code == 200
@@ -153,8 +159,19 @@ def test_the_passkeys_page_is_html_with_its_script_as_a_static_file() -> None:
     assert "script-src 'self'" in response["Content-Security-Policy"]
     html = response.content.decode()
     scripts = re.findall(r"<script([^>]*)>", html)
-    assert scripts == [' id="passkeys-config" type="application/json"', ' src="/static/gateway_api/passkeys.js"']
-    assert 'id="register"' in html and 'id="passkey-login"' in html
+    sources = [f' src="/static/gateway_api/{name}.js"' for name in PAGE_SCRIPTS]
+    assert scripts == [' id="passkeys-config" type="application/json"', *sources]
+    assert all(finders.find(f"gateway_api/{name}.js") for name in PAGE_SCRIPTS)
+    assert not re.search(r"\sstyle=", html)
+    for control in (
+        "register",
+        "passkey-login",
+        "totp-setup",
+        "totp-confirm-form",
+        "mfa-code-form",
+        "mfa-recovery-form",
+    ):
+        assert f'id="{control}"' in html
 
 
 def test_passkey_logins_share_the_login_throttle(received: list[Request]) -> None:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from django.conf import settings
+from django.test import override_settings
 
 from gateway.api.jwks import JwksCache
 
@@ -29,6 +30,11 @@ UNREACHABLE_REDIS = {
         "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.5},
     }
 }
+
+
+def simple_jwt(**changes: Any) -> override_settings:
+    """The gateway's SIMPLE_JWT settings with some values changed (e.g. another ISSUER or AUDIENCE)."""
+    return override_settings(SIMPLE_JWT={**settings.SIMPLE_JWT, **changes})
 
 
 def b64url(raw: bytes) -> str:
