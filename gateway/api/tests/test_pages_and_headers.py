@@ -21,7 +21,6 @@ from devstack.testing.stack import REPO_ROOT
 from gateway import urls as gateway_urls
 from gateway.api import fastlane
 from gateway.api import jwks as jwks_module
-from gateway.api.jwks import JwksCache
 from gateway.api.tests.tokens import Signer
 
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"  # what a browser sends on navigation
@@ -45,8 +44,7 @@ def assets(html: str) -> list[str]:
 
 @pytest.fixture
 def jwks(monkeypatch: pytest.MonkeyPatch, signer: Signer) -> None:
-    cache = JwksCache(fetch=lambda: {"keys": [signer.jwk()]})
-    monkeypatch.setattr(jwks_module, "get_jwks", lambda: cache)
+    signer.trusted_by(jwks_module, monkeypatch)
 
 
 # --- the docs UI -------------------------------------------------------------------------------------------------

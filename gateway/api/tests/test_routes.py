@@ -136,8 +136,7 @@ def test_openapi_document_and_docs_are_public() -> None:
 
 
 def test_jwks_proxy_is_cacheable(monkeypatch: pytest.MonkeyPatch, signer: Signer) -> None:
-    cache = JwksCache(fetch=lambda: {"keys": [signer.jwk()]})
-    monkeypatch.setattr(jwks, "get_jwks", lambda: cache)
+    signer.trusted_by(jwks, monkeypatch)
     response = Client().get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert response["Cache-Control"] == "public, max-age=300"
