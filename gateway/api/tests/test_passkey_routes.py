@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from django.test import Client, override_settings
 
 from common.contracts import subjects
 from common.contracts.envelope import Request
+from gateway.api import forwarding
 from gateway.api.csrf import new_csrf_token
 from gateway.api.passkeys import MAX_CREDENTIAL_PART_BYTES
 from gateway.api.tests.tokens import TEST_SUBJECT, Signer
@@ -41,24 +42,31 @@ def credential(**response: Any) -> dict[str, Any]:
     }
 
 
+class Recorder:
+    """The auth service as these tests need it: canned replies per subject, and the requests as a bridge would
+    hand them to a handler. In-process, since the stack's own auth bridges (the e2e tests') serve the same subjects
+    in the same queue group on the test NATS and would answer some of these requests themselves."""
+
+    def __init__(self, replies: dict[str, Any]) -> None:
+        self.replies = replies
+        self.requests: list[Request] = []
+
+    def request(self, subject: str, data: Any = None, *, agent: Any = None, **kwargs: Any) -> Any:
+        self.requests.append(Request(subject=subject, data=data, agent=agent))
+        return self.replies[subject]
+
+
 @pytest.fixture
-def received(service_bridge: Callable[..., Any]) -> Iterator[list[Request]]:
-    requests: list[Request] = []
-
-    def record(reply: Any) -> Callable[[Request], Any]:
-        def handler(request: Request) -> Any:
-            requests.append(request)
-            return reply
-
-        return handler
-
-    handlers = {
-        subjects.AUTH_PASSKEY_REGISTER_VERIFY: record(PASSKEY),
-        subjects.AUTH_PASSKEY_LOGIN_VERIFY: record(TOKENS),
-        subjects.AUTH_PASSKEY_LOGIN_OPTIONS: record({"challenge": "abc", "timeout": 300000}),
-    }
-    with service_bridge(service="auth", handlers=handlers):
-        yield requests
+def received(monkeypatch: pytest.MonkeyPatch) -> list[Request]:
+    recorder = Recorder(
+        {
+            subjects.AUTH_PASSKEY_REGISTER_VERIFY: PASSKEY,
+            subjects.AUTH_PASSKEY_LOGIN_VERIFY: TOKENS,
+            subjects.AUTH_PASSKEY_LOGIN_OPTIONS: {"challenge": "abc", "timeout": 300000},
+        }
+    )
+    monkeypatch.setattr(forwarding, "get_client", lambda: recorder)
+    return recorder.requests
 
 
 @pytest.fixture
