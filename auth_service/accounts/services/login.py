@@ -25,7 +25,12 @@ from auth_service.accounts.mfa_tokens import (
 )
 from auth_service.accounts.models import User
 from auth_service.accounts.services._common import FAILURE, Kind
-from auth_service.accounts.services.mfa import notify_failed_second_factor, recovery_code_use, totp_accept
+from auth_service.accounts.services.mfa import (
+    notify_failed_second_factor,
+    recovery_code_use,
+    second_factor_accept,
+    totp_accept,
+)
 from auth_service.accounts.services.sessions import TokenPair, session_open
 from auth_service.accounts.sessions import credential_epoch_get
 from auth_service.accounts.throttle import login_attempt_refund, login_attempt_reserve
@@ -207,10 +212,12 @@ def _login_failed(*, user: User | None, slug: str, reason: str, via: str | None 
     )
 
 
-def admin_authenticate(*, email: str, password: str, ip: str | None) -> User | None:
+def admin_authenticate(*, email: str, password: str, ip: str | None, code: str | None = None) -> User | None:
     """The admin console's login: the API login's per-account failure budget and security log, staff only.
 
-    Returns None for every refusal (the admin shows one generic message); the log says which it was.
+    A staff account with a second factor also needs `code`, a TOTP or recovery code (SPEC §2b: a password alone no
+    longer logs it in); one with passkeys only cannot use the console, whose form has no WebAuthn step. Returns None
+    for every refusal (the admin shows one generic message); the log says which it was.
     """
     user = selectors.user_get_by_email(email)
     attempt = login_attempt_reserve(user_id=str(user.id) if user else None, slug=email, ip=ip)
@@ -231,7 +238,7 @@ def admin_authenticate(*, email: str, password: str, ip: str | None) -> User | N
     elif not user.is_staff:
         reason = "not_staff"
     else:
-        reason = ""
+        reason = _admin_second_factor_refusal(user, code)
     if user is None or reason:
         _login_failed(user=user, slug=email, reason=reason, via="admin")
         return None
@@ -239,6 +246,21 @@ def admin_authenticate(*, email: str, password: str, ip: str | None) -> User | N
     security_event_record(kind=Kind.LOGIN, user_id=user.id, detail={"via": "admin"})
     log.info("admin login succeeded", extra={"target_user_id": str(user.id)})
     return user
+
+
+def _admin_second_factor_refusal(user: User, code: str | None) -> str:
+    """Why a staff account's second factor refuses the console login ("" when it has none or the code is right)."""
+    methods = selectors.mfa_methods(user.id)
+    if not methods:
+        return ""
+    if METHOD_TOTP not in methods:
+        return "passkey_only"  # the console has no WebAuthn step
+    if not code:
+        return "second_factor_missing"
+    if second_factor_accept(user, code) is None:
+        notify_failed_second_factor(user)
+        return "second_factor"
+    return ""
 
 
 def _password_rehash(user: User, raw_password: str) -> None:
