@@ -20,6 +20,17 @@ Credential = dict[str, Any]  # PublicKeyCredential.toJSON(), checked by py_webau
 def _check_size(credential: Credential) -> None:
     if len(msgspec.json.encode(credential)) > MAX_CREDENTIAL_BYTES:
         raise ValueError(f"credential must be at most {MAX_CREDENTIAL_BYTES} bytes long")
+    if not _within_int64(credential):
+        raise ValueError("credential must hold no integer beyond 64 bits")
+
+
+def _within_int64(value: Any) -> bool:
+    """No integer in `value` is beyond what JSON peers hold as 64-bit integers (none is in a real credential)."""
+    if isinstance(value, dict):
+        return all(_within_int64(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_within_int64(item) for item in value)
+    return not isinstance(value, int) or -(2**63) <= value < 2**64
 
 
 class RegisterVerify(Message):

@@ -39,8 +39,9 @@ _UNKNOWN = re.compile(r"^Object contains unknown field `(.+)`$")
 _MISSING = re.compile(r"^Object missing required field `(.+)`$")
 
 
-def validation_failed(error: msgspec.ValidationError) -> ValidationFailed:
-    """msgspec's error as our 400: the message names the field, `fields` holds it under the field's name."""
+def validation_failed(error: msgspec.ValidationError, type_: Any = None) -> ValidationFailed:
+    """msgspec's error as our 400: the message names the field, `fields` holds it under the field's name. A check
+    of the whole Struct (its `__post_init__`) names the field it is about first: "credential must ..."."""
     text = str(error)
     path = ""
     if match := _AT.search(text):
@@ -52,10 +53,18 @@ def validation_failed(error: msgspec.ValidationError) -> ValidationFailed:
     elif match := _MISSING.match(text):
         field = ".".join(filter(None, (parent, match.group(1))))
         message = f"{field} is required"
+    elif not parent and text.split(" ", 1)[0] in _field_names(type_):
+        field, message = text.split(" ", 1)[0], text
     else:
         field = parent or "data"
         message = f"{field} {_problem(text)}"
     return ValidationFailed([message], fields={field: [message]})
+
+
+def _field_names(type_: Any) -> tuple[str, ...]:
+    if isinstance(type_, type) and issubclass(type_, msgspec.Struct):
+        return tuple(field.encode_name for field in msgspec.structs.fields(type_))
+    return ()
 
 
 _NOUNS = {
@@ -93,7 +102,7 @@ def decode(data: Any, type_: type[Req]) -> Req:
     try:
         return msgspec.convert({} if data is None else data, type_)
     except msgspec.ValidationError as exc:
-        raise validation_failed(exc) from None
+        raise validation_failed(exc, type_) from None
 
 
 def to_builtins(value: Any) -> Any:

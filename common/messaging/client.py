@@ -33,7 +33,7 @@ from nats.js.api import Header
 
 from common.conf.context import request_id_var
 from common.contracts.envelope import REQUEST_ID_HEADER, Agent, request_body, unwrap_reply
-from common.contracts.errors import GatewayTimeout, ServiceError, ServiceUnavailable
+from common.contracts.errors import BadRequest, GatewayTimeout, ServiceError, ServiceUnavailable
 from common.messaging.codec import dumps, loads
 from common.messaging.handoff import LoopHandoff
 from common.per_process import PerProcess
@@ -201,7 +201,13 @@ class NatsClient:
             raise ServiceUnavailable("Messaging is unavailable")
         wait = timeout if timeout is not None else _default_timeout()
         headers = {REQUEST_ID_HEADER: request_id_var.get() or ""}
-        msg = exchange.request(subject, dumps(request_body(data, agent, client)), headers, wait)
+        try:
+            body = dumps(request_body(data, agent, client))
+        except TypeError:
+            # What a caller sent holds a value JSON between the services cannot carry (an integer beyond 64 bits):
+            # the request's fault, refused before it leaves.
+            raise BadRequest("The request holds a value that cannot be forwarded") from None
+        msg = exchange.request(subject, body, headers, wait)
         try:
             reply = loads(msg.data)
         except ValueError:

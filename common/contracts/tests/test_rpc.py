@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from common.contracts import auth, main
+from common.contracts import auth, main, passkeys
 from common.contracts.errors import ValidationFailed
 from common.contracts.events import UserDeleted, UserSnapshot, payload_type
 from common.contracts.rpc import decode
@@ -110,3 +110,13 @@ def test_the_name_rule(name: str, valid: bool) -> None:
 @pytest.mark.parametrize(("username", "valid"), [("jane42", True), ("jane_42", False), ("j\u0430ne", False)])
 def test_the_username_rule_is_ascii(username: str, valid: bool) -> None:
     assert bool(USERNAME_PATTERN.fullmatch(username)) is valid
+
+
+def test_a_credential_holding_an_integer_no_json_peer_can_hold_is_a_400() -> None:
+    """The browser's credential is passed on as JSON: an integer beyond 64 bits (which the services' JSON cannot
+    carry) is refused where it arrives, naming the credential."""
+    with pytest.raises(ValidationFailed) as info:
+        passkeys.REGISTER_VERIFY.decode({"credential": {"response": {"n": [2**70]}}, "name": "Laptop"})
+
+    assert info.value.fields == {"credential": ["credential must hold no integer beyond 64 bits"]}
+    assert passkeys.LOGIN_VERIFY.decode({"credential": {"n": 2**63 - 1}}).credential == {"n": 2**63 - 1}

@@ -44,6 +44,14 @@ def test_handler_error_comes_back_as_envelope(nats_client: NatsClient) -> None:
     }
 
 
+def test_data_json_cannot_carry_is_refused_as_the_callers_400_before_it_is_sent(nats_client: NatsClient) -> None:
+    with bridge_in_thread(service="common"):
+        with pytest.raises(ServiceError) as info:
+            nats_client.request("test.echo", {"credential": {"n": 2**70}})
+        assert nats_client.request("test.echo", {"n": 2**63 - 1})["data"] == {"n": 2**63 - 1}
+    assert info.value.status == 400
+
+
 def test_unexpected_handler_failure_is_500_without_internals(nats_client: NatsClient) -> None:
     with bridge_in_thread(service="common"), pytest.raises(ServiceError) as info:
         nats_client.request("test.crash", {})
