@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Exists
 from django.db.models.functions import Lower
 
 from auth_service.accounts.mfa_tokens import METHOD_PASSKEY, METHOD_RECOVERY_CODE, METHOD_TOTP
@@ -146,13 +147,23 @@ def recovery_codes_left(user_id: str | uuid.UUID) -> int:
 
 
 def mfa_methods(user_id: str | uuid.UUID) -> list[str]:
-    """How the user can finish a login after the password: empty for a user without a second factor (one query)."""
+    """How the user can finish a login after the password: empty for a user without a second factor. One query (it
+    runs on every password login)."""
+    has = (
+        User.objects.filter(pk=user_id)
+        .values(
+            totp=Exists(TotpDevice.objects.filter(user_id=user_id, is_confirmed=True)),
+            recovery=Exists(RecoveryCode.objects.filter(user_id=user_id)),
+            passkey=Exists(Passkey.objects.filter(user_id=user_id)),
+        )
+        .first()
+    ) or {}
     methods: list[str] = []
-    if TotpDevice.objects.filter(user_id=user_id, is_confirmed=True).exists():
+    if has.get("totp"):
         methods.append(METHOD_TOTP)
-        if RecoveryCode.objects.filter(user_id=user_id).exists():
+        if has.get("recovery"):
             methods.append(METHOD_RECOVERY_CODE)
-    if Passkey.objects.filter(user_id=user_id).exists():
+    if has.get("passkey"):
         methods.append(METHOD_PASSKEY)
     return methods
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.core import mail
 from django_redis import get_redis_connection
 
+from auth_service.accounts import selectors
 from auth_service.accounts.sessions import session_store_delete_all
 from auth_service.accounts.tests.conftest import AuthApi
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
@@ -219,3 +220,14 @@ def test_a_password_reset_between_the_steps_opens_nothing(auth: AuthApi) -> None
 
     assert mfa_status(auth, token, code=code_at(secret, 1)) == 401
     assert not get_redis_connection("default").smembers(user_sessions_key(str(user.id)))
+
+
+def test_finding_a_users_second_factors_is_one_query(auth: AuthApi, django_assert_num_queries: Any) -> None:
+    """It runs on every password login: an account without a second factor pays one query for it."""
+    plain, enrolled = UserFactory(), UserFactory()
+    enrol(auth, enrolled)
+
+    with django_assert_num_queries(1):
+        assert selectors.mfa_methods(plain.id) == []
+    with django_assert_num_queries(1):
+        assert selectors.mfa_methods(enrolled.id) == ["totp", "recovery_code"]
