@@ -15,8 +15,9 @@ SCOPE_MAX_LENGTH = 1024
 
 
 def new_client_id() -> str:
-    """128 random bits, URL-safe: unchanged by the form encoding HTTP Basic credentials go through (RFC 6749 §2.3.1)."""
-    return secrets.token_urlsafe(16)
+    """128 random bits in hex: unchanged by the form encoding HTTP Basic credentials go through (RFC 6749 §2.3.1), and
+    never starting with "-", which a command line would read as an option (`rotate_client_secret CLIENT_ID`)."""
+    return secrets.token_hex(16)
 
 
 def invalid_client(message: str = "Client authentication failed") -> ServiceError:

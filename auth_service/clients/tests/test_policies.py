@@ -34,7 +34,7 @@ def test_a_client_is_given_known_scopes_only() -> None:
             scopes_checked(scopes)
 
 
-def test_client_ids_are_random_and_url_safe() -> None:
-    ids = {new_client_id() for _ in range(100)}
-    assert len(ids) == 100
-    assert all(len(i) == 22 and i.replace("-", "").replace("_", "").isalnum() for i in ids)
+def test_client_ids_are_random_url_safe_and_never_read_as_an_option() -> None:
+    ids = {new_client_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and all(c in "0123456789abcdef" for c in i) for i in ids)
