@@ -18,7 +18,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("kid", help="the key id (the `kid` of the JWKS and of the tokens' headers)")
+        parser.add_argument(
+            "kid",
+            help="the key id (the `kid` of the JWKS and of the tokens' headers); one starting with '-' goes after "
+            "'--' (`revoke_key -- -33i6...`), as a key id is base64url and may",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         kid = options["kid"]
