@@ -368,7 +368,12 @@ class LeanFront:
                 response = response_for_exception(request, exc)
             response = self.common.process_response(request, response)
             response = self.security.process_response(request, response)  # type: ignore[arg-type]
-            return self.cors.add_response_headers(request, response)
+            if request.META.get("HTTP_ORIGIN"):
+                return self.cors.add_response_headers(request, response)
+            # No Origin: what add_response_headers does then (Vary only), without building request.headers.
+            if self.cors.is_enabled(request):
+                patch_vary_headers(response, ("origin",))
+            return response
 
         set_urlconf(settings.ROOT_URLCONF)
         response = in_request_context(request, inner)
