@@ -17,6 +17,7 @@ from django.utils.crypto import salted_hmac
 
 from auth_service.accounts.sessions import credential_epoch_get
 from common.contracts.roles import ADMIN, ADMINS, ROLES, SYS_ADMIN, USER
+from common.fields import CodeChoicesField
 
 # What an `admin` may do in the Django admin; a `sys_admin` may do everything.
 ADMIN_PERMISSIONS = frozenset({"accounts.view_user", "accounts.change_user"})
@@ -60,7 +61,7 @@ class User(AbstractBaseUser):
     # Stored lowercased by every writer, so a plain unique index is case-insensitive in effect.
     email: models.EmailField[str, str] = models.EmailField(max_length=254, unique=True)
     roles: ArrayField[list[str], list[str]] = ArrayField(
-        models.CharField(max_length=20, choices=[(r, r) for r in ROLES]), default=list
+        CodeChoicesField(max_length=20, choices=[(r, r) for r in ROLES]), default=list
     )
     is_active: models.BooleanField[bool, bool] = models.BooleanField(default=True)
     is_verified: models.BooleanField[bool, bool] = models.BooleanField(default=False)
@@ -195,7 +196,7 @@ class SigningKey(models.Model):
     kid: models.CharField[str, str] = models.CharField(max_length=64, unique=True)
     private_pem: models.TextField[str, str] = models.TextField()
     public_jwk: models.JSONField[Any, Any] = models.JSONField()
-    state: models.CharField[str, str] = models.CharField(max_length=10, choices=State.choices, db_index=True)
+    state: models.CharField[str, str] = CodeChoicesField(max_length=10, choices=State.choices, db_index=True)
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
     activated_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(null=True, blank=True)
     retired_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(null=True, blank=True)

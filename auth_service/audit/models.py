@@ -9,6 +9,8 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
+from common.fields import CodeChoicesField
+
 
 class SecurityEvent(models.Model):
     """One security-relevant event. Append-only; never holds a password, code or token."""
@@ -52,8 +54,8 @@ class SecurityEvent(models.Model):
 
     id: models.BigAutoField[int, int] = models.BigAutoField(primary_key=True)
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
-    kind: models.CharField[str, str] = models.CharField(max_length=32, choices=Kind.choices)
-    outcome: models.CharField[str, str] = models.CharField(max_length=8, choices=Outcome.choices)
+    kind: models.CharField[str, str] = CodeChoicesField(max_length=32, choices=Kind.choices)
+    outcome: models.CharField[str, str] = CodeChoicesField(max_length=8, choices=Outcome.choices)
     # Not foreign keys: the log must outlive a deleted account and never hold up its deletion.
     user_id: models.UUIDField[uuid.UUID | None, uuid.UUID | None] = models.UUIDField(
         null=True, blank=True, help_text="The account concerned."
