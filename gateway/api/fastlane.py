@@ -53,6 +53,7 @@ from gateway.api import jwks
 from gateway.api.authentication import AccessTokenAuthentication, is_bearer
 from gateway.api.routing import table
 from gateway.api.views import RouteView, default_cache_control, serve
+from gateway.middleware import MIDDLEWARE as GATEWAY_MIDDLEWARE
 
 Body = Callable[..., Response]
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
@@ -230,18 +231,6 @@ class LeanRoutesMiddleware:
         return route.respond(request, kwargs)
 
 
-# The middleware the WSGI front (below) stands for, in order; with any other list it steps aside.
-FRONT_MIDDLEWARE = (
-    "common.api.middleware.RequestContextMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    # Sets a header on text/html answers only; the lean routes answer JSON, so the front needs not call it.
-    "common.api.csp.ContentSecurityPolicyMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "gateway.api.fastlane.LeanRoutesMiddleware",
-)
-
-
 JWKS_PATH = "/.well-known/jwks.json"
 # What, besides the document, can change the answer to a GET of JWKS_PATH without a query string: the host
 # (ALLOWED_HOSTS), the scheme (SSL redirect, HSTS), the Accept header (negotiation), the Origin (CORS) and where
@@ -282,7 +271,7 @@ class LeanFront:
 
     def __init__(self, django_app: WSGIHandler) -> None:
         self.django = django_app
-        self.enabled = bool(settings.LEAN_ROUTES) and tuple(settings.MIDDLEWARE) == FRONT_MIDDLEWARE
+        self.enabled = bool(settings.LEAN_ROUTES) and tuple(settings.MIDDLEWARE) == GATEWAY_MIDDLEWARE
         self.security = SecurityMiddleware(_never_called)
         self.common = CommonMiddleware(_never_called)
         self.cors = CorsMiddleware(_never_called)

@@ -2,6 +2,7 @@
 
 from common.conf.env import env_bool, env_float, env_int, env_list
 from common.conf.settings import common_settings, cors_settings, drf_settings, token_settings
+from gateway.middleware import MIDDLEWARE as GATEWAY_MIDDLEWARE
 
 globals().update(common_settings("gateway", debug_default=False))
 globals().update(token_settings())
@@ -24,19 +25,8 @@ INSTALLED_APPS = [
     "common.messaging",
 ]
 
-# No Django CSRF/session/auth middleware: the API is stateless; CSRF is the gateway's own double-submit check.
-MIDDLEWARE = [
-    "common.api.middleware.RequestContextMiddleware",
-    # Before anything that may answer (CommonMiddleware, the lean path): a preflight is answered here, and every
-    # answer to an allowed origin carries the CORS headers (CORS_ALLOWED_ORIGINS, common/conf/settings.py).
-    "corsheaders.middleware.CorsMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    # HTML answers only (browsable API, docs UI): the JSON answers, lean path included, are left as they are.
-    "common.api.csp.ContentSecurityPolicyMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    # Innermost: the hot read routes on a lean path with the DRF views' own checks (gateway/api/fastlane.py).
-    "gateway.api.fastlane.LeanRoutesMiddleware",
-]
+# In order, with why each stands where it does; the lean WSGI front stands for exactly this list.
+MIDDLEWARE = list(GATEWAY_MIDDLEWARE)
 # LEAN_ROUTES=false sends those routes through DRF too (same answers, more CPU per request).
 LEAN_ROUTES = env_bool("LEAN_ROUTES", True)
 

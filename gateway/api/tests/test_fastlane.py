@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory, override_settings
 
@@ -445,3 +446,11 @@ def test_paths_outside_latin_1_are_handed_on_intact(paths: Paths, raw_path: byte
     assert answers[0] == answers[1]
     assert int(answers[0][0].split()[0]) in (400, 401, 404), answers[0]
     assert paths.served == []
+
+
+def test_the_front_steps_aside_when_the_middleware_list_is_not_the_gateways() -> None:
+    assert fastlane.LeanFront(WSGIHandler()).enabled
+    with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]):
+        assert not fastlane.LeanFront(WSGIHandler()).enabled
+    with override_settings(MIDDLEWARE=list(reversed(settings.MIDDLEWARE))):
+        assert not fastlane.LeanFront(WSGIHandler()).enabled
