@@ -62,24 +62,21 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
-def name_field(**kwargs: Any) -> serializers.RegexField:
+def _rule_field(
+    pattern: re.Pattern[str], length: tuple[int, int], message: str, **kwargs: Any
+) -> serializers.RegexField:
+    """A field of one of the account rules of common/contracts/users.py: its pattern, length range and message."""
     return serializers.RegexField(
-        NAME_PATTERN,
-        min_length=NAME_LENGTH[0],
-        max_length=NAME_LENGTH[1],
-        error_messages={"invalid": "name must contain only letters and spaces"},
-        **kwargs,
+        pattern, min_length=length[0], max_length=length[1], error_messages={"invalid": message}, **kwargs
     )
+
+
+def name_field(**kwargs: Any) -> serializers.RegexField:
+    return _rule_field(NAME_PATTERN, NAME_LENGTH, "name must contain only letters and spaces", **kwargs)
 
 
 def username_field(**kwargs: Any) -> serializers.RegexField:
-    return serializers.RegexField(
-        USERNAME_PATTERN,
-        min_length=USERNAME_LENGTH[0],
-        max_length=USERNAME_LENGTH[1],
-        error_messages={"invalid": "username must contain only letters and numbers"},
-        **kwargs,
-    )
+    return _rule_field(USERNAME_PATTERN, USERNAME_LENGTH, "username must contain only letters and numbers", **kwargs)
 
 
 def password_field(**kwargs: Any) -> serializers.CharField:
