@@ -19,17 +19,25 @@ class DiscoveryError(Exception):
     """The discovery document could not be fetched (and none was fetched before), or lacks what is needed."""
 
 
-class Discovery:
+class Fetcher:
+    """What every client of the authmesh holds: a timeout for each HTTP request, the clock its cache ages by, and a
+    lock so that concurrent callers wait for one fetch."""
+
+    def __init__(self, *, timeout: float, clock: Clock) -> None:
+        self.timeout = timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+
+
+class Discovery(Fetcher):
     """The discovery document at `url`, cached for `ttl` seconds; the last good one is kept if a refresh fails."""
 
     def __init__(self, url: str, *, ttl: float = 3600.0, timeout: float = 5.0, clock: Clock = time.monotonic) -> None:
+        super().__init__(timeout=timeout, clock=clock)
         self.url = url
         self.ttl = ttl
-        self.timeout = timeout
-        self._clock = clock
         self._document: dict[str, Any] | None = None
         self._fetched_at = 0.0
-        self._lock = threading.Lock()
 
     def document(self) -> dict[str, Any]:
         current = self._document

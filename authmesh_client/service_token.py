@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
 
 from authmesh_client._http import HttpError, post_form
-from authmesh_client.discovery import Clock, Discovery, DiscoveryError
+from authmesh_client.discovery import Clock, Discovery, DiscoveryError, Fetcher
 
 
 class ServiceTokenError(Exception):
@@ -28,7 +27,7 @@ class ServiceToken:
     expires_at: float  # on the client's clock
 
 
-class ServiceTokenClient:
+class ServiceTokenClient(Fetcher):
     """Obtains an access token for a service account and reuses it until `refresh_margin` seconds before it
     expires. Thread-safe: concurrent callers wait for one request. The secret is sent with HTTP Basic
     (`client_secret_basic`) and never logged."""
@@ -44,15 +43,13 @@ class ServiceTokenClient:
         timeout: float = 5.0,
         clock: Clock = time.monotonic,
     ) -> None:
+        super().__init__(timeout=timeout, clock=clock)
         self.discovery = Discovery(discovery_url, timeout=timeout, clock=clock)
         self.client_id = client_id
         self._client_secret = client_secret
         self.scope = scope
         self.refresh_margin = refresh_margin
-        self.timeout = timeout
-        self._clock = clock
         self._token: ServiceToken | None = None
-        self._lock = threading.Lock()
 
     def token(self) -> str:
         """A current access token (fetched when there is none or it is about to expire)."""

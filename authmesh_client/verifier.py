@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -11,7 +10,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from authmesh_client._http import HttpError, get_json
-from authmesh_client.discovery import Clock, Discovery, DiscoveryError
+from authmesh_client.discovery import Clock, Discovery, DiscoveryError, Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class KeysUnavailable(Exception):
     """No key set could be fetched yet: tokens cannot be checked (a 503, not a 401)."""
 
 
-class TokenVerifier:
+class TokenVerifier(Fetcher):
     """Verifies access tokens issued by the authmesh found at `discovery_url`, for `audience`.
 
     The whole key set is cached for `ttl` seconds; a token signed by a key not in it (a rotation) makes one refetch,
@@ -58,17 +57,15 @@ class TokenVerifier:
         timeout: float = 5.0,
         clock: Clock = time.monotonic,
     ) -> None:
+        super().__init__(timeout=timeout, clock=clock)
         self.discovery = Discovery(discovery_url, timeout=timeout, clock=clock)
         self.audience = audience
         self._issuer = issuer
         self.leeway = leeway
         self.ttl = ttl
         self.refetch_interval = refetch_interval
-        self.timeout = timeout
-        self._clock = clock
         self._keys: dict[str, RSAPublicKey] | None = None
         self._fetched_at = 0.0
-        self._lock = threading.Lock()
 
     @property
     def issuer(self) -> str:

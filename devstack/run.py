@@ -126,7 +126,14 @@ def _parallel(jobs: list[tuple[Service, tuple[str, ...]]], stack: StackEnv) -> N
 
 def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
     """Every process of common.conf.processes: SCALE of each (one gateway per port), the scheduler once."""
+    for name, command, env in planned_processes(stack):
+        supervisor.start(name, command, env, ROOT)
+
+
+def planned_processes(stack: StackEnv) -> list[tuple[str, list[str], dict[str, str]]]:
+    """What start_processes starts, in order: each process's name (its pid file), argv and environment."""
     paths = layout(stack)
+    planned = []
     for process in PROCESSES:
         service = process.service
         options = Options(
@@ -139,7 +146,8 @@ def start_processes(stack: StackEnv, supervisor: Supervisor) -> None:
         )
         for name, number in _instances(process):
             command = argv(process, options, port=number, instance=name if process.kind == "worker" else None)
-            supervisor.start(name, command, _env(stack, service, identity_of(process.name)), ROOT)
+            planned.append((name, command, _env(stack, service, identity_of(process.name))))
+    return planned
 
 
 def _instances(process: Process) -> list[tuple[str, int | None]]:

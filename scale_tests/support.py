@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections import defaultdict
@@ -28,6 +27,7 @@ from devstack.testing.stack import (
     RunningStack,
     StackError,
     StackProcess,
+    free_port,
     harness_env,
     http_env,
     running_stack,
@@ -249,12 +249,6 @@ def thaw(processes: Sequence[StackProcess]) -> None:
         if process.is_running():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.popen.pid, signal.SIGCONT)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- databases ----------------------------------------------------------------------------------------------------

@@ -26,12 +26,13 @@ from devstack.testing.stack import (
     REPO_ROOT,
     StackError,
     StackProcess,
+    free_port,
     private_nats_credentials,
     run_manage,
     start_process,
     stop_processes,
 )
-from scale_tests.support import ScaledStack, free_port, record
+from scale_tests.support import ScaledStack, record
 
 CLUSTER_CONF = REPO_ROOT / "docker" / "nats" / "cluster.conf"
 NODES = 3

@@ -80,18 +80,16 @@ def _count(conn: psycopg.Connection[Any], sql: str) -> int:
     return int(row[0]) if row else 0
 
 
+@dataclass(frozen=True, kw_only=True)
 class Checker:
     """Reads main_api's read model and inbox, the auth service's users and outbox, and the stream's state."""
 
-    def __init__(
-        self, *, database_url: str, auth_db: str, main_db: str, nats_url: str, stream: str, durable: str
-    ) -> None:
-        self.database_url = database_url
-        self.durable = durable
-        self.auth_db = auth_db
-        self.main_db = main_db
-        self.nats_url = nats_url
-        self.stream = stream
+    database_url: str = field(repr=False)  # may carry a password
+    auth_db: str
+    main_db: str
+    nats_url: str
+    stream: str
+    durable: str
 
     def _rows(self, dbname: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url, dbname=dbname, connect_timeout=10, autocommit=True) as conn:

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from devstack.servers import NatsServer
+from devstack.testing.stack import free_port
 from verify.client import Session, request, unique_user
 from verify.consistency import Checker
 from verify.load import Load, Tally
 from verify.procs import REPO_ROOT, Target, frozen
 from verify.report import Row, say
-from verify.system import System, SystemUnavailable, free_port
+from verify.system import System, SystemUnavailable
 
 # Mostly sign-ups (the writes whose durability is checked), with logins and reads for the other paths.
 FAULT_MIX = {"signup": 0.45, "login": 0.15, "refresh": 0.1, "read": 0.3}

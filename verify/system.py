@@ -7,7 +7,6 @@ import contextlib
 import http.client
 import os
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from devstack.layout import Layout
 from devstack.testing.stack import (
     RunningStack,
     StackProcess,
+    free_port,
     harness_env,
     http_env,
     running_stack,
@@ -48,12 +48,6 @@ READY_TIMEOUT = 60.0
 
 class SystemUnavailable(RuntimeError):
     """The system under test could not be started or did not become ready."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def granian_argv(name: str, module: str, port: int) -> list[str]:

@@ -227,7 +227,8 @@ def stop_processes(processes: list[StackProcess], timeout: float = STOP_TIMEOUT)
     return stuck
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nothing listens on at the moment of asking."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -252,7 +253,7 @@ def private_nats_credentials(work_dir: Path) -> str:
 
 def start_private_nats(work_dir: Path, log_dir: Path, timeout: float = 15.0) -> tuple[str, StackProcess]:
     """A nats-server with JetStream and the deployment's identities and permissions (common/conf/nats_trust.py)."""
-    port = _free_port()
+    port = free_port()
     store = work_dir / "jetstream"
     store.mkdir()
     config = write_server_credentials(Path(private_nats_credentials(work_dir)))
@@ -333,7 +334,7 @@ def running_stack(
         for service in SERVICES:
             run_manage(service, "migrate", "--no-input", env=env)
         _provision_streams(env)
-        ports = {service: _free_port() for service in HTTP_SERVICES} if http else {}
+        ports = {service: free_port() for service in HTTP_SERVICES} if http else {}
         if http:
             # Passkeys are bound to the gateway's origin, known only now (browsers refuse an IP as relying party).
             env["WEBAUTHN_ORIGINS"] = ",".join(

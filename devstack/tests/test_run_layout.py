@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -10,42 +9,27 @@ import pytest
 from common.conf.processes import AUTH
 from devstack import run
 from devstack.layout import PROFILE_ENV, PROFILES, StackEnv
-from devstack.supervisor import Supervisor
 
 STACK = StackEnv("postgresql://postgres@127.0.0.1:1/postgres", "redis://127.0.0.1:1/0", "nats://127.0.0.1:1")
 
 
-class RecordingSupervisor(Supervisor):
-    """Keeps each start request (name, argv, environment) instead of starting a process."""
-
-    def __init__(self, run_dir: Path) -> None:
-        super().__init__(run_dir)
-        self.started: dict[str, tuple[list[str], dict[str, str]]] = {}
-
-    def start(
-        self,
-        name: str,
-        argv: Sequence[str],
-        env: Mapping[str, str] | None = None,
-        cwd: Path | str | None = None,
-    ) -> int:
-        assert name not in self.started, f"{name} started twice"
-        self.started[name] = (list(argv), dict(env or {}))
-        return 0
+def _started(stack: StackEnv) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each process start_processes would start, by name: its argv and environment."""
+    started: dict[str, tuple[list[str], dict[str, str]]] = {}
+    for name, command, env in run.planned_processes(stack):
+        assert name not in started, f"{name} started twice"
+        started[name] = (command, env)
+    return started
 
 
-def _layout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scale: int) -> dict[str, tuple[list[str], dict[str, str]]]:
+def _layout(monkeypatch: pytest.MonkeyPatch, scale: int) -> dict[str, tuple[list[str], dict[str, str]]]:
     monkeypatch.setattr(run, "SCALE", scale)
-    supervisor = RecordingSupervisor(tmp_path / "run")
-    run.start_processes(STACK, supervisor)
-    return supervisor.started
+    return _started(STACK)
 
 
 @pytest.mark.parametrize("scale", [1, 3])
-def test_exactly_one_worker_schedules_whatever_the_scale(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scale: int
-) -> None:
-    started = _layout(monkeypatch, tmp_path, scale)
+def test_exactly_one_worker_schedules_whatever_the_scale(monkeypatch: pytest.MonkeyPatch, scale: int) -> None:
+    started = _layout(monkeypatch, scale)
     workers = {name: argv for name, (argv, _) in started.items() if "common.conf.worker" in argv}
     assert len(workers) == scale
     assert [name for name, argv in workers.items() if "--beat-thread" in argv] == ["auth-worker"]
@@ -56,14 +40,12 @@ def test_exactly_one_worker_schedules_whatever_the_scale(
     assert len([name for name in started if name.startswith("auth-bridge")]) == scale
 
 
-def test_every_process_gets_two_malloc_arenas_unless_told_otherwise(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_every_process_gets_two_malloc_arenas_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    started = _layout(monkeypatch, tmp_path, 1)
+    started = _layout(monkeypatch, 1)
     assert {env.get("MALLOC_ARENA_MAX") for _, env in started.values()} == {"2"}
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
-    started = _layout(monkeypatch, tmp_path, 1)
+    started = _layout(monkeypatch, 1)
     assert {env.get("MALLOC_ARENA_MAX") for _, env in started.values()} == {"8"}
 
 
@@ -73,10 +55,8 @@ def test_profiles_share_no_run_file(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     places: dict[str, set[str]] = {}
     for profile in PROFILES:
         stack = StackEnv(STACK.database_url, STACK.redis_url, STACK.nats_url, profile)
-        supervisor = RecordingSupervisor(run.layout(stack).run_dir)
-        run.start_processes(stack, supervisor)
-        paths = {str(supervisor.run_dir)}
-        for argv, env in supervisor.started.values():
+        paths = {str(run.layout(stack).run_dir)}
+        for argv, env in _started(stack).values():
             paths |= {env["STATIC_ROOT"], env["EMAIL_FILE_PATH"], env[PROFILE_ENV]}
             if "-s" in argv:
                 paths.add(argv[argv.index("-s") + 1])
@@ -97,9 +77,7 @@ def test_profiles_share_no_run_file(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 def test_every_process_connects_to_nats_as_its_own_identity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(run, "SCALE", 2)
     stack = StackEnv(STACK.database_url, STACK.redis_url, STACK.nats_url, "dev", str(tmp_path / "credentials"))
-    supervisor = RecordingSupervisor(tmp_path / "run")
-    run.start_processes(stack, supervisor)
-    seeds = {name: Path(env["NATS_NKEY_SEED_FILE"]).name for name, (_, env) in supervisor.started.items()}
+    seeds = {name: Path(env["NATS_NKEY_SEED_FILE"]).name for name, (_, env) in _started(stack).items()}
     assert seeds == {
         "gateway-http": "gateway.nk",
         "gateway-http-2": "gateway.nk",
