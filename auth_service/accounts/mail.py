@@ -70,14 +70,6 @@ def verification_mail(*, to: str, name: str, code: str) -> Mail:
     return _letter(to=to, name=name, subject="Your verification code", text=text)
 
 
-def signup_notice_mail(*, to: str, name: str) -> Mail:
-    text = (
-        "someone tried to sign up with your address, which already has an account.\n"
-        "If it was you, log in or recover your credentials. Otherwise you can ignore this message.\n"
-    )
-    return _letter(to=to, name=name, subject="Sign-up attempt with your address", text=text)
-
-
 def recovery_mail(*, to: str, name: str, token: str) -> Mail:
     minutes = int(settings.RECOVERY_TOKEN_TTL_SECONDS) // 60
     text = (
@@ -87,36 +79,43 @@ def recovery_mail(*, to: str, name: str, token: str) -> Mail:
     return _letter(to=to, name=name, subject="Reset your password", text=text)
 
 
-def email_changed_mail(*, to: str, name: str, new_email: str) -> Mail:
-    text = (
-        f"the e-mail address of your account was changed to {new_email}.\n"
-        "If you did not do this, contact an administrator.\n"
-    )
-    return _letter(to=to, name=name, subject="Your e-mail address was changed", text=text)
+@dataclass(frozen=True)
+class Notice:
+    """A fixed mail that tells a user what happened to their account: `text` may name `{fields}` that the sender
+    fills in (`Notice.mail`)."""
+
+    subject: str
+    text: str
+
+    def mail(self, *, to: str, name: str, **fields: str) -> Mail:
+        return _letter(to=to, name=name, subject=self.subject, text=self.text.format(**fields))
 
 
-def passkey_added_mail(*, to: str, name: str, passkey_name: str) -> Mail:
-    text = (
-        f'a passkey named "{passkey_name}" was added to your account; it can now log you in.\n'
-        "If you did not do this, remove it, change your password and contact an administrator.\n"
-    )
-    return _letter(to=to, name=name, subject="A passkey was added to your account", text=text)
-
-
-def passkey_removed_mail(*, to: str, name: str, passkey_name: str) -> Mail:
-    text = (
-        f'the passkey named "{passkey_name}" was removed from your account.\n'
-        "If you did not do this, change your password and contact an administrator.\n"
-    )
-    return _letter(to=to, name=name, subject="A passkey was removed from your account", text=text)
-
-
-def passkey_failure_mail(*, to: str, name: str) -> Mail:
-    text = (
-        "a login or registration with a passkey of your account was refused.\n"
-        "If it was not you, someone may be trying to use your account: review your passkeys and sessions.\n"
-    )
-    return _letter(to=to, name=name, subject="A passkey of your account was refused", text=text)
+SIGNUP_ATTEMPTED = Notice(
+    subject="Sign-up attempt with your address",
+    text="someone tried to sign up with your address, which already has an account.\n"
+    "If it was you, log in or recover your credentials. Otherwise you can ignore this message.\n",
+)
+EMAIL_CHANGED = Notice(
+    subject="Your e-mail address was changed",
+    text="the e-mail address of your account was changed to {new_email}.\n"
+    "If you did not do this, contact an administrator.\n",
+)
+PASSKEY_ADDED = Notice(
+    subject="A passkey was added to your account",
+    text='a passkey named "{passkey_name}" was added to your account; it can now log you in.\n'
+    "If you did not do this, remove it, change your password and contact an administrator.\n",
+)
+PASSKEY_REMOVED = Notice(
+    subject="A passkey was removed from your account",
+    text='the passkey named "{passkey_name}" was removed from your account.\n'
+    "If you did not do this, change your password and contact an administrator.\n",
+)
+PASSKEY_REFUSED = Notice(
+    subject="A passkey of your account was refused",
+    text="a login or registration with a passkey of your account was refused.\n"
+    "If it was not you, someone may be trying to use your account: review your passkeys and sessions.\n",
+)
 
 
 def security_notice_mail(*, to: str, name: str, subject: str, what: str) -> Mail:

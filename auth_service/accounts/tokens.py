@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -48,19 +49,8 @@ def access_token_encode(
     """`ep` is the user's credential epoch when the token was issued: the gateway refuses a token whose epoch is
     below its session's `tmin` (a role change, for one, makes the tokens issued before it useless at once).
     `amr` (RFC 8176) says how the session's login was made: ["pwd"], ["pwd", "otp"]..."""
-    claims = {
-        "iss": settings.JWT_ISSUER,
-        "aud": settings.JWT_AUDIENCE,
-        "sub": user_id,
-        "sid": sid,
-        "roles": list(roles),
-        "ep": epoch,
-        "amr": list(amr),
-        "jti": uuid.uuid4().hex,
-        "iat": now,
-        "exp": now + int(settings.ACCESS_TOKEN_TTL_SECONDS),
-    }
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": ACCESS_TYP})
+    claims = {"sub": user_id, "sid": sid, "roles": list(roles), "ep": epoch, "amr": list(amr)}
+    return _access_token_sign(kid=kid, key=key, now=now, claims=claims)
 
 
 def client_access_token_encode(
@@ -68,18 +58,18 @@ def client_access_token_encode(
 ) -> str:
     """A service account's token (client credentials): no session and no roles, its scopes instead; `cep` is the
     client's epoch, which the gateway compares with the client's liveness marker (a rotation or disabling ends it)."""
-    claims = {
-        "iss": settings.JWT_ISSUER,
-        "aud": settings.JWT_AUDIENCE,
-        "sub": client_id,
-        "client_id": client_id,
-        "scope": " ".join(scopes),
-        "cep": epoch,
-        "jti": uuid.uuid4().hex,
-        "iat": now,
-        "exp": now + int(settings.ACCESS_TOKEN_TTL_SECONDS),
-    }
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": ACCESS_TYP})
+    claims = {"sub": client_id, "client_id": client_id, "scope": " ".join(scopes), "cep": epoch}
+    return _access_token_sign(kid=kid, key=key, now=now, claims=claims)
+
+
+def _access_token_sign(*, kid: str, key: rsa.RSAPrivateKey, now: int, claims: dict[str, Any]) -> str:
+    """An access token (a user's or a service account's): `claims` between the issuer and audience and a fresh id,
+    issue time and expiry, signed with the key `kid` names."""
+    registered = {"iss": settings.JWT_ISSUER, "aud": settings.JWT_AUDIENCE}
+    expiry = {"jti": uuid.uuid4().hex, "iat": now, "exp": now + int(settings.ACCESS_TOKEN_TTL_SECONDS)}
+    return jwt.encode(
+        {**registered, **claims, **expiry}, key, algorithm="RS256", headers={"kid": kid, "typ": ACCESS_TYP}
+    )
 
 
 def refresh_token_encode(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from common.admin import ReadOnlyAdmin
+from common.admin import IsSetFilter, ReadOnlyAdmin
 from common.inbox.consumer import consumer_named
 from common.inbox.models import DeadLetter, InboxMessage
 from common.inbox.services import dead_letter_retry
@@ -23,19 +21,12 @@ class InboxMessageAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
-class ResolvedFilter(admin.SimpleListFilter):
+class ResolvedFilter(IsSetFilter):
     title = "state"
     parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("open", "Open"), ("resolved", "Resolved")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> QuerySet[DeadLetter]:
-        if self.value() == "open":
-            return queryset.filter(resolved_at__isnull=True)
-        if self.value() == "resolved":
-            return queryset.filter(resolved_at__isnull=False)
-        return queryset
+    field = "resolved_at"
+    unset = ("open", "Open")
+    is_set = ("resolved", "Resolved")
 
 
 @admin.register(DeadLetter)

@@ -110,21 +110,11 @@ def mfa_authenticate(
 ) -> TokenPair:
     """The login's second step with a TOTP code or a recovery code (exactly one of them)."""
     if code is not None:
-        return second_step_complete(
-            mfa_token=mfa_token,
-            method=METHOD_TOTP,
-            amr=AMR_OTP,
-            check=lambda user: totp_accept(user, code),
-            ip=ip,
-            user_agent=user_agent,
-        )
+        method, check = METHOD_TOTP, partial(totp_accept, code=code)
+    else:
+        method, check = METHOD_RECOVERY_CODE, partial(recovery_code_use, code=recovery_code or "")
     return second_step_complete(
-        mfa_token=mfa_token,
-        method=METHOD_RECOVERY_CODE,
-        amr=AMR_OTP,
-        check=lambda user: recovery_code_use(user, recovery_code or ""),
-        ip=ip,
-        user_agent=user_agent,
+        mfa_token=mfa_token, method=method, amr=AMR_OTP, check=check, ip=ip, user_agent=user_agent
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +63,27 @@ class TotpSetup:
 
 def _notify(user: User, *, subject: str, what: str) -> None:
     mail_send_after_commit(security_notice_mail(to=user.email, name=user.name, subject=subject, what=what))
+
+
+# What the user is told of each change to their second factors: the mail's subject and its one sentence.
+_CHANGE_NOTICES: dict[str, tuple[str, str]] = {
+    Kind.TOTP_ENABLED: ("Two-step login enabled", "TOTP (an authenticator app) now protects your login."),
+    Kind.TOTP_DISABLED: (
+        "Two-step login disabled",
+        "TOTP was removed from your account, with its recovery codes: a password alone now logs in.",
+    ),
+    Kind.MFA_RESET: (
+        "Your second factors were reset",
+        "An administrator removed the second factors of your account and ended all your sessions.",
+    ),
+}
+
+
+def _change_record(kind: str, *, user: User, actor_id: str | uuid.UUID) -> None:
+    """The security event of a change to the user's second factors, and the mail that tells the user of it."""
+    security_event_record(kind=kind, user_id=user.id, actor_id=actor_id)
+    subject, what = _CHANGE_NOTICES[kind]
+    _notify(user, subject=subject, what=what)
 
 
 def _active_user(user_id: str) -> User:
@@ -183,8 +205,7 @@ def totp_confirm(*, user_id: str, code: str) -> list[str]:
         device.is_confirmed, device.last_used_step, device.confirmed_at = True, step, timezone.now()
         device.save(update_fields=["is_confirmed", "last_used_step", "confirmed_at"])
         codes = _recovery_codes_replace(user)
-        security_event_record(kind=Kind.TOTP_ENABLED, user_id=user.id, actor_id=user.id)
-        _notify(user, subject="Two-step login enabled", what="TOTP (an authenticator app) now protects your login.")
+        _change_record(Kind.TOTP_ENABLED, user=user, actor_id=user.id)
     log.info("totp enabled", extra={"target_user_id": str(user.id)})
     return codes
 
@@ -208,12 +229,7 @@ def totp_disable(*, user_id: str, password: str, code: str, ip: str | None) -> N
     """Remove the user's TOTP and its recovery codes, after the password and a TOTP or recovery code."""
     with _reauthenticated(user_id=user_id, password=password, code=code, ip=ip, kind=Kind.TOTP_DISABLED) as user:
         _second_factors_delete(user)
-        security_event_record(kind=Kind.TOTP_DISABLED, user_id=user.id, actor_id=user.id)
-        _notify(
-            user,
-            subject="Two-step login disabled",
-            what="TOTP was removed from your account, with its recovery codes: a password alone now logs in.",
-        )
+        _change_record(Kind.TOTP_DISABLED, user=user, actor_id=user.id)
     log.info("totp disabled", extra={"target_user_id": str(user.id)})
 
 
@@ -250,12 +266,7 @@ def mfa_reset(*, agent_id: str, user_id: str) -> None:
             raise NotFound("User not found")
         _second_factors_delete(target)
         end_sessions_after_commit(target.id)
-        security_event_record(kind=Kind.MFA_RESET, user_id=target.id, actor_id=agent.id)
-        _notify(
-            target,
-            subject="Your second factors were reset",
-            what="An administrator removed the second factors of your account and ended all your sessions.",
-        )
+        _change_record(Kind.MFA_RESET, user=target, actor_id=agent.id)
     log.info("second factors reset", extra={"target_user_id": str(target.id)})
 
 

@@ -37,12 +37,7 @@ from webauthn.helpers.structs import (
 )
 
 from auth_service.accounts import selectors
-from auth_service.accounts.mail import (
-    mail_send_after_commit,
-    passkey_added_mail,
-    passkey_failure_mail,
-    passkey_removed_mail,
-)
+from auth_service.accounts.mail import PASSKEY_ADDED, PASSKEY_REFUSED, PASSKEY_REMOVED, mail_send_after_commit
 from auth_service.accounts.mfa_tokens import AMR_HARDWARE_KEY, METHOD_PASSKEY
 from auth_service.accounts.models import Passkey, PasskeyUserHandle, User
 from auth_service.accounts.passkey_challenges import (
@@ -169,7 +164,7 @@ def passkey_register(*, user_id: str, credential: dict[str, Any], name: str) -> 
                 name=name,
             )
             security_event_record(kind=Kind.PASSKEY_ADDED, user_id=user.id, actor_id=user.id, detail=_detail(passkey))
-            mail_send_after_commit(passkey_added_mail(to=user.email, name=user.name, passkey_name=name))
+            mail_send_after_commit(PASSKEY_ADDED.mail(to=user.email, name=user.name, passkey_name=name))
     except IntegrityError:
         raise Conflict("This passkey is already registered") from None
     log.info("passkey added", extra={"passkey_id": str(passkey.id)})
@@ -179,7 +174,7 @@ def passkey_register(*, user_id: str, credential: dict[str, Any], name: str) -> 
 def _registration_failed(user: User, *, reason: str) -> None:
     with transaction.atomic():
         security_event_record(kind=Kind.PASSKEY_REGISTRATION, outcome=FAILURE, user_id=user.id, reason=reason)
-        mail_send_after_commit(passkey_failure_mail(to=user.email, name=user.name))
+        mail_send_after_commit(PASSKEY_REFUSED.mail(to=user.email, name=user.name))
 
 
 def _detail(passkey: Passkey) -> dict[str, str]:
@@ -344,7 +339,7 @@ def _login_failed(user: User | None, *, reason: str, mail: bool = False) -> None
             detail={"method": METHOD_PASSKEY},
         )
         if mail and user is not None:
-            mail_send_after_commit(passkey_failure_mail(to=user.email, name=user.name))
+            mail_send_after_commit(PASSKEY_REFUSED.mail(to=user.email, name=user.name))
 
 
 # --- management ----------------------------------------------------------------------------------------------------
@@ -382,4 +377,4 @@ def passkey_delete(*, user_id: str, passkey_id: str) -> None:
     detail = _detail(passkey)
     passkey.delete()
     security_event_record(kind=Kind.PASSKEY_REMOVED, user_id=user.id, actor_id=user.id, detail=detail)
-    mail_send_after_commit(passkey_removed_mail(to=user.email, name=user.name, passkey_name=detail["name"]))
+    mail_send_after_commit(PASSKEY_REMOVED.mail(to=user.email, name=user.name, passkey_name=detail["name"]))

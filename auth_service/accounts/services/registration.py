@@ -12,7 +12,7 @@ from django.utils import timezone
 from auth_service.accounts import selectors
 from auth_service.accounts.crypto import digests_equal, verification_code_digest
 from auth_service.accounts.hashers import dummy_hash
-from auth_service.accounts.mail import mail_enqueue, mail_send_after_commit, signup_notice_mail, verification_mail
+from auth_service.accounts.mail import SIGNUP_ATTEMPTED, mail_enqueue, mail_send_after_commit, verification_mail
 from auth_service.accounts.models import User, VerificationCode
 from auth_service.accounts.policies import normalize_email, profile_errors
 from auth_service.accounts.services._common import (
@@ -46,7 +46,7 @@ def user_register(*, name: str, username: str, email: str, password: str) -> Non
     if existing is not None:
         # Same work and same answer as a real sign-up; only the owner of the address learns of the attempt.
         dummy_hash(password)
-        mail_enqueue(signup_notice_mail(to=existing.email, name=existing.name))
+        mail_enqueue(SIGNUP_ATTEMPTED.mail(to=existing.email, name=existing.name))
         log.info("sign-up with a registered e-mail", extra={"target_user_id": str(existing.id)})
         return
     if selectors.username_taken(username):

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from auth_service.accounts import selectors
 from auth_service.accounts.crypto import digests_equal
-from auth_service.accounts.mail import email_changed_mail, mail_send_after_commit, verification_mail
+from auth_service.accounts.mail import EMAIL_CHANGED, mail_send_after_commit, verification_mail
 from auth_service.accounts.models import User
 from auth_service.accounts.policies import (
     ACTION_CREATE,
@@ -191,7 +191,7 @@ def _user_update(*, agent_id: str, user_id: str, changes: Mapping[str, Any], age
         if "email" in updated:
             code = verification_code_issue(target)
             mail_send_after_commit(verification_mail(to=target.email, name=target.name, code=code))
-            mail_send_after_commit(email_changed_mail(to=old_email, name=target.name, new_email=target.email))
+            mail_send_after_commit(EMAIL_CHANGED.mail(to=old_email, name=target.name, new_email=target.email))
     log.info("user updated", extra={"target_user_id": str(target.id), "changed": sorted(set(updated) - {"password"})})
     return target
 

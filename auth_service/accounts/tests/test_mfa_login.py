@@ -9,6 +9,7 @@ from django.core import mail
 from django_redis import get_redis_connection
 
 from auth_service.accounts import selectors
+from auth_service.accounts.models import User
 from auth_service.accounts.sessions import session_store_delete_all
 from auth_service.accounts.tests.conftest import AuthApi
 from auth_service.accounts.tests.factories import PASSWORD, UserFactory
@@ -28,6 +29,13 @@ def mfa_status(auth: AuthApi, token: str, *, ip: str = "10.0.0.1", **factor: str
     except ServiceError as exc:
         return exc.status
     return 200
+
+
+def failed_round(auth: AuthApi, user: User, *, ip: str) -> str:
+    """A password step and four wrong codes from `ip` (1 + 4 failures in the login budget); the token stays live."""
+    token = login(auth, user, ip=ip)["mfaToken"]
+    assert [mfa_status(auth, token, ip=ip, code="000000") for _ in range(4)] == [401] * 4
+    return token
 
 
 def test_an_account_without_a_second_factor_logs_in_as_before(auth: AuthApi) -> None:
@@ -125,10 +133,8 @@ def test_wrong_codes_spend_the_login_failure_budget_across_both_steps(auth: Auth
     ip = "203.0.113.40"
 
     # Each password step stays counted until a second factor is right; each wrong code counts: 1 + 4 + 1 + 4 = 10.
-    first = login(auth, user, ip=ip)["mfaToken"]
-    assert [mfa_status(auth, first, ip=ip, code="000000") for _ in range(4)] == [401] * 4
-    second = login(auth, user, ip=ip)["mfaToken"]
-    assert [mfa_status(auth, second, ip=ip, code="000000") for _ in range(4)] == [401] * 4
+    failed_round(auth, user, ip=ip)
+    second = failed_round(auth, user, ip=ip)
 
     again = auth.error(subjects.AUTH_LOGIN, {"slug": user.email, "password": PASSWORD}, client={**CLIENT, "ip": ip})
     code_step = mfa_status(auth, second, ip=ip, code=code_at(secret, 1))
@@ -144,13 +150,11 @@ def test_a_right_code_forgives_the_sources_failures(auth: AuthApi) -> None:
     user = UserFactory()
     secret, _ = enrol(auth, user)
     ip = "203.0.113.41"
-    token = login(auth, user, ip=ip)["mfaToken"]
-    assert [mfa_status(auth, token, ip=ip, code="000000") for _ in range(4)] == [401] * 4
+    token = failed_round(auth, user, ip=ip)
 
     assert mfa_status(auth, token, ip=ip, code=code_at(secret, 1)) == 200
     for _ in range(2):  # a full budget again: two more rounds of 1 + 4 fit in it
-        token = login(auth, user, ip=ip)["mfaToken"]
-        assert [mfa_status(auth, token, ip=ip, code="000000") for _ in range(4)] == [401] * 4
+        failed_round(auth, user, ip=ip)
 
 
 def test_a_recovery_code_logs_in_once_and_tells_the_owner(auth: AuthApi) -> None:

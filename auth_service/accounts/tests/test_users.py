@@ -198,39 +198,32 @@ def test_own_password_change_keeps_this_session_and_ends_the_others(auth: AuthAp
     assert "accessToken" in auth.login(user.email, NEW_PASSWORD)
 
 
-def test_nobody_raises_their_own_roles(auth: AuthApi) -> None:
-    user = UserFactory()
+@pytest.mark.parametrize(
+    ("agent_roles", "target_roles", "changes", "message"),
+    [
+        # target_roles None: the agent updates itself.
+        pytest.param(["user"], None, {"roles": ["admin"]}, "You cannot raise your own roles", id="own-roles-raised"),
+        pytest.param(["guest"], None, {"name": "Other Name"}, "Guests have read-only access", id="guest-updates-self"),
+        pytest.param(
+            ["admin"],
+            ["sys_admin"],
+            {"roles": ["user"]},
+            "Admins can only manage users who are neither admin nor sys_admin",
+            id="admin-demotes-sys_admin",
+        ),
+    ],
+)
+def test_a_refused_update_writes_nothing(
+    auth: AuthApi, agent_roles: list[str], target_roles: list[str] | None, changes: dict[str, Any], message: str
+) -> None:
+    agent = UserFactory(roles=agent_roles)
+    target = agent if target_roles is None else UserFactory(roles=target_roles)
+    before = User.objects.values().get(pk=target.pk)
 
-    err = auth.error(
-        subjects.AUTH_USER_UPDATE, {"id": str(user.id), "changes": {"roles": ["admin"]}}, agent=agent_of(user)
-    )
+    err = auth.error(subjects.AUTH_USER_UPDATE, {"id": str(target.id), "changes": changes}, agent=agent_of(agent))
 
-    assert (err.status, err.message) == (403, "You cannot raise your own roles")
-    assert User.objects.get(pk=user.pk).roles == ["user"]
-    assert outbox() == []
-
-
-def test_a_guest_cannot_update_itself(auth: AuthApi) -> None:
-    guest = UserFactory(roles=["guest"])
-
-    err = auth.error(
-        subjects.AUTH_USER_UPDATE, {"id": str(guest.id), "changes": {"name": "Other Name"}}, agent=agent_of(guest)
-    )
-
-    assert (err.status, err.message) == (403, "Guests have read-only access")
-    assert outbox() == []
-
-
-def test_an_admin_cannot_demote_a_sys_admin(auth: AuthApi) -> None:
-    admin = UserFactory(roles=["admin"])
-    boss = UserFactory(roles=["sys_admin"])
-
-    err = auth.error(
-        subjects.AUTH_USER_UPDATE, {"id": str(boss.id), "changes": {"roles": ["user"]}}, agent=agent_of(admin)
-    )
-
-    assert (err.status, err.message) == (403, "Admins can only manage users who are neither admin nor sys_admin")
-    assert User.objects.get(pk=boss.pk).roles == ["sys_admin"]
+    assert (err.status, err.message) == (403, message)
+    assert User.objects.values().get(pk=target.pk) == before
     assert outbox() == []
 
 
