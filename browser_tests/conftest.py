@@ -161,3 +161,10 @@ def passkeys_page(stack: RunningStack) -> str:
     # `localhost`, the development relying-party id: a browser refuses WebAuthn on an IP address.
     port = urlsplit(stack.urls["gateway"]).port
     return f"http://localhost:{port}/api/auth/passkeys/"
+
+
+def log_in_with_password(page: Page, account: str) -> None:
+    """The first step on the sign-in page: the account and PASSWORD, then the password button."""
+    page.fill("#slug", account)
+    page.fill("#password", PASSWORD)
+    page.click("#password-login")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import CDPSession, Page, expect
 
-from browser_tests.conftest import PASSWORD, passkeys_page
+from browser_tests.conftest import log_in_with_password, passkeys_page
 from devstack.testing.stack import RunningStack
 
 
@@ -41,9 +41,7 @@ def test_a_person_registers_a_passkey_and_logs_in_with_it_alone_and_after_the_pa
     page.goto(passkeys_page(stack))
     expect(status).to_have_text("Not logged in.")
 
-    page.fill("#slug", account)
-    page.fill("#password", PASSWORD)
-    page.click("#password-login")
+    log_in_with_password(page, account)
     expect(status).to_have_text("Logged in with a password.")
     expect(page.locator("#no-passkeys")).to_be_visible()
 
@@ -77,9 +75,7 @@ def test_a_person_registers_a_passkey_and_logs_in_with_it_alone_and_after_the_pa
     # The password alone no longer logs in: the page asks for the passkey as the second factor.
     page.click("#logout")
     expect(status).to_have_text("Logged out.")
-    page.fill("#slug", account)
-    page.fill("#password", PASSWORD)
-    page.click("#password-login")
+    log_in_with_password(page, account)
     expect(status).to_have_text("Password accepted: a second factor is needed.")
     expect(page.locator("#second-factor")).to_be_visible()
     page.click("#mfa-passkey")

@@ -11,16 +11,10 @@ import time
 import pyotp
 from playwright.sync_api import Page, expect
 
-from browser_tests.conftest import PASSWORD, passkeys_page
+from browser_tests.conftest import PASSWORD, log_in_with_password, passkeys_page
 from devstack.testing.stack import RunningStack
 
 TOTP_STEP_SECONDS = 30
-
-
-def log_in_with_password(page: Page, account: str) -> None:
-    page.fill("#slug", account)
-    page.fill("#password", PASSWORD)
-    page.click("#password-login")
 
 
 def next_step_code(secret: str) -> str:
